@@ -1,0 +1,92 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from longrm.records import (PreferenceRecord, RecordError, SFTRecord, length_bucket, load_preference_records,
+                            load_sft_records, write_records)
+
+from conftest import shared_dir
+
+FIX = shared_dir() / "fixtures" / "longrm-official"
+
+
+@pytest.mark.parametrize("split,n", [("train", 16), ("eval", 2), ("test", 2)])
+def test_official_preference_fixture_loads(split, n):
+    recs = load_preference_records(FIX / "SimPO_Data_Sampled20", split=split)
+    assert len(recs) == n and not recs.skipped
+    r = recs[0]
+    assert [m["role"] for m in r.prompt] == ["system", "user"]
+    assert "<context>" in r.prompt[1]["content"] and "<response>" in r.prompt[1]["content"]
+    assert "[Score:" in r.chosen and len(r.rejected) >= 1
+    assert r.metadata["conf"] and "scores" in r.metadata and "insert_index" in r.metadata
+
+
+@pytest.mark.parametrize("split", ["eval", "test"])
+def test_official_sft_fixture_loads(split):
+    recs = load_sft_records(FIX / "SFT_Data_Sampled20", split=split)
+    assert len(recs) == 2
+    assert recs[0].target.startswith("[Analysis]") and recs[0].metadata["ctx_length"]
+
+
+def test_datasetdict_needs_split():
+    with pytest.raises(RecordError, match="split"):
+        load_preference_records(FIX / "SimPO_Data_Sampled20")
+
+
+def _pref(i, **kw):
+    d = dict(prompt=[{"role": "user", "content": f"q{i}"}], chosen="good", rejected=["bad", "worse"], id=f"r{i}",
+             metadata={"length_bucket": "4k", "scores": {"m1": 8}})
+    d.update(kw)
+    return PreferenceRecord(**d)
+
+
+@pytest.mark.parametrize("name", ["out.jsonl", "out.parquet", "outdir"])
+def test_roundtrip(tmp_path, name):
+    recs = [_pref(i) for i in range(3)]
+    write_records(recs, tmp_path / name)
+    back = load_preference_records(tmp_path / name)
+    assert [r.id for r in back] == ["r0", "r1", "r2"]
+    assert back[1] == recs[1]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp leftovers
+
+
+def test_sft_roundtrip(tmp_path):
+    recs = [SFTRecord(prompt=[{"role": "user", "content": "x"}], target="[Analysis] y [Score: 3]", id="a")]
+    write_records(recs, tmp_path / "s.jsonl")
+    assert load_sft_records(tmp_path / "s.jsonl")[0] == recs[0]
+
+
+def _write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+GOOD = {"chat_template": [{"role": "user", "content": "c"}], "chosen": "yes", "rejects": ["no"]}
+
+
+@pytest.mark.parametrize("bad,field", [
+    ({"chat_template": [{"role": "user", "content": "c"}], "rejects": ["no"]}, "chosen"),
+    ({**GOOD, "rejects": []}, "rejects"),
+    ({**GOOD, "rejects": "x" and 5}, "rejects"),
+    ({**GOOD, "chosen": 3}, "chosen"),
+    ({**GOOD, "chat_template": [{"role": "user"}]}, "chat_template[0]"),
+])
+def test_bad_rows_error_names_file_row_field(tmp_path, bad, field):
+    f = tmp_path / "d.jsonl"
+    _write_jsonl(f, [GOOD, GOOD, bad])
+    with pytest.raises(RecordError) as e:
+        load_preference_records(f)
+    assert e.value.row == 2 and e.value.field == field and str(f) in str(e.value)
+    assert f"row 2: field '{field}'" in str(e.value)
+
+
+def test_bad_rows_skipped_and_counted(tmp_path):
+    f = tmp_path / "d.jsonl"
+    _write_jsonl(f, [GOOD, {**GOOD, "rejects": []}, GOOD, {**GOOD, "rejects": []}])
+    recs = load_preference_records(f, on_bad_record="skip")
+    assert len(recs) == 2 and sum(recs.skipped.values()) == 2
+
+
+def test_length_bucket():
+    assert length_bucket(100) == "4k" and length_bucket(4096) == "4k" and length_bucket(4097) == "8k"
+    assert length_bucket(131072) == "128k" and length_bucket(200000) == ">128k"
