@@ -1,0 +1,254 @@
+"""Judge backends for evaluation: a local HF model (generate or score) and an OpenAI-compatible server.
+
+Two small interfaces, so the runner does not care where answers come from:
+
+- a *generator* maps a list of chat conversations to one text each (``generate(convs) -> list[str]``);
+- a *scorer* maps a list of conversations ending in the assistant's response to one reward each
+  (``score(convs) -> list[float]``).
+
+Over-long prompts follow the benchmark (REFERENCE §1.8): a prompt of ``truncate_at`` (131,072) tokens or more
+keeps its first ``head`` (65,536) and last ``tail`` (65,531) tokens — :class:`HeadTail`.
+
+The server backend is a thin httpx client of ``POST {base_url}/chat/completions`` (temperature 0).  The
+synthesis engineers' judge client in ``data_synthesis`` had not landed when this was written; when it does,
+:class:`ServerGenerator` should delegate to it rather than stay a second client.
+"""
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+__all__ = ["Generator", "Scorer", "HeadTail", "LocalGenerator", "LocalScorer", "ServerGenerator", "pick_device"]
+
+Conversation = list[dict]
+
+
+class Generator(Protocol):
+    def generate(self, convs: Sequence[Conversation]) -> list[str]: ...
+
+
+class Scorer(Protocol):
+    def score(self, convs: Sequence[Conversation]) -> list[float]: ...
+
+
+@dataclass
+class HeadTail:
+    """The benchmark's over-long policy: ``len ≥ truncate_at`` → first ``head`` + last ``tail`` tokens."""
+
+    truncate_at: int = 131072
+    head: int = 65536
+    tail: int = 65531
+    truncated: int = 0
+
+    def __post_init__(self):
+        if self.head < 0 or self.tail < 0 or self.head + self.tail > self.truncate_at:
+            raise ValueError(f"need head + tail <= truncate_at, got {self.head} + {self.tail} > {self.truncate_at}")
+
+    def __call__(self, ids: Sequence[int]) -> list[int]:
+        if len(ids) < self.truncate_at:
+            return list(ids)
+        from ..data.tokenize import keep_head_tail
+
+        self.truncated += 1
+        return keep_head_tail(ids, self.head + self.tail, head=self.head)
+
+
+def pick_device(device: str = "auto"):
+    """``auto`` → this process's GPU (``LOCAL_RANK``) when CUDA is available, else CPU."""
+    import torch
+
+    if device != "auto":
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device("cpu")
+
+
+def _batches(order: list[int], lengths: list[int], batch_size: int, max_batch_tokens: int | None):
+    """Split ``order`` (indices sorted by length) into batches of ≤ batch_size rows and ≤ max_batch_tokens."""
+    batch: list[int] = []
+    for i in order:
+        longest = max([lengths[j] for j in batch] + [lengths[i]])
+        if batch and (len(batch) >= batch_size or (max_batch_tokens and longest * (len(batch) + 1) > max_batch_tokens)):
+            yield batch
+            batch = []
+        batch.append(i)
+    if batch:
+        yield batch
+
+
+class LocalGenerator:
+    """Greedy generation with a local causal LM, batched with left padding (longest prompts first)."""
+
+    def __init__(self, model_cfg, *, max_new_tokens: int = 2048, batch_size: int = 1,
+                 max_batch_tokens: int | None = None, truncation: HeadTail | None = None, device: str = "auto"):
+        import torch
+
+        from ..models import load_causal_lm, load_tokenizer
+
+        self.tok = load_tokenizer(model_cfg)
+        self.device = pick_device(device)
+        self.model = load_causal_lm(model_cfg).to(self.device).eval()
+        self.max_new_tokens, self.batch_size, self.max_batch_tokens = max_new_tokens, batch_size, max_batch_tokens
+        self.truncation = truncation or HeadTail()
+        gen = self.model.generation_config
+        eos = gen.eos_token_id if gen.eos_token_id is not None else self.tok.eos_token_id
+        self.eos = eos
+        self.pad_id = self.tok.pad_token_id if self.tok.pad_token_id is not None else (
+            eos[0] if isinstance(eos, list) else eos)
+        self._torch = torch
+
+    def generate(self, convs: Sequence[Conversation]) -> list[str]:
+        from ..data.tokenize import encode_prompt
+
+        torch = self._torch
+        ids = [self.truncation(encode_prompt(self.tok, c)) for c in convs]
+        lengths = [len(x) for x in ids]
+        order = sorted(range(len(ids)), key=lambda i: -lengths[i])
+        out: list[str] = [""] * len(ids)
+        for batch in _batches(order, lengths, self.batch_size, self.max_batch_tokens):
+            width = max(lengths[i] for i in batch)
+            inp = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for r, i in enumerate(batch):
+                inp[r, width - lengths[i]:] = torch.tensor(ids[i])
+                mask[r, width - lengths[i]:] = 1
+            with torch.inference_mode():
+                gen = self.model.generate(input_ids=inp.to(self.device), attention_mask=mask.to(self.device),
+                                          max_new_tokens=self.max_new_tokens, do_sample=False, num_beams=1,
+                                          temperature=None, top_p=None, top_k=None, use_cache=True,
+                                          eos_token_id=self.eos, pad_token_id=self.pad_id)
+            for r, i in enumerate(batch):
+                out[i] = self.tok.decode(gen[r, width:].tolist(), skip_special_tokens=True)
+        return out
+
+
+class LocalScorer:
+    """A sequence-classification reward model: reward at the last real token (right padding, REFERENCE §1.6)."""
+
+    def __init__(self, model_cfg, *, batch_size: int = 1, max_batch_tokens: int | None = None,
+                 truncation: HeadTail | None = None, device: str = "auto"):
+        import torch
+
+        from ..models import load_seq_cls, load_tokenizer
+
+        self.tok = load_tokenizer(model_cfg)
+        self.device = pick_device(device)
+        self.model = load_seq_cls(model_cfg).to(self.device).eval()
+        self.batch_size, self.max_batch_tokens = batch_size, max_batch_tokens
+        self.truncation = truncation or HeadTail()
+        self.pad_id = self.tok.pad_token_id if self.tok.pad_token_id is not None else 0
+        # Per-token logits of the scalar head, captured by a hook: HF's own pooling finds the last token by
+        # looking for pad ids, which goes wrong when the pad id also ends a real sequence (pad = EOS).
+        self.head = getattr(self.model, "score", None) or getattr(self.model, "classifier", None)
+        self._captured = None
+        if self.head is not None:
+            self.head.register_forward_hook(lambda m, i, o: setattr(self, "_captured", o))
+        self._torch = torch
+
+    def _encode(self, conv: Conversation) -> list[int]:
+        out = self.tok.apply_chat_template(list(conv), tokenize=True, add_generation_prompt=False)
+        if isinstance(out, dict) or hasattr(out, "keys"):
+            out = out["input_ids"]
+        return self.truncation(list(out))
+
+    def score(self, convs: Sequence[Conversation]) -> list[float]:
+        torch = self._torch
+        ids = [self._encode(c) for c in convs]
+        lengths = [len(x) for x in ids]
+        order = sorted(range(len(ids)), key=lambda i: -lengths[i])
+        out: list[float] = [0.0] * len(ids)
+        bs = self.batch_size if self.head is not None else 1
+        for batch in _batches(order, lengths, bs, self.max_batch_tokens):
+            width = max(lengths[i] for i in batch)
+            inp = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for r, i in enumerate(batch):
+                inp[r, :lengths[i]] = torch.tensor(ids[i])
+                mask[r, :lengths[i]] = 1
+            with torch.inference_mode():
+                res = self.model(input_ids=inp.to(self.device), attention_mask=mask.to(self.device))
+            if self.head is not None and self._captured is not None and self._captured.dim() == 3:
+                per_tok = self._captured.float()
+                for r, i in enumerate(batch):
+                    out[i] = float(per_tok[r, lengths[i] - 1, 0])
+            else:
+                for r, i in enumerate(batch):
+                    out[i] = float(res.logits[r, 0])
+            self._captured = None
+        return out
+
+
+class ServerError(RuntimeError):
+    pass
+
+
+class ServerGenerator:
+    """Greedy chat completions from an OpenAI-compatible server (vLLM, SGLang, llama.cpp, OpenAI, ...).
+
+    Requests run ``concurrency`` at a time; connection errors, 429 and 5xx are retried with backoff and
+    raise :class:`ServerError` after ``max_retries`` (the run stops and can be resumed).  Other 4xx answers
+    (e.g. a prompt too long for the server) come back as an ``"<error: ...>"`` text, which fails to parse
+    and is counted as a parse failure, so one bad prompt cannot block a run.  With ``tokenizer`` set, user
+    messages are cut head+tail by :class:`HeadTail` before sending.
+    """
+
+    def __init__(self, base_url: str, model: str, *, max_new_tokens: int = 2048, api_key_env: str = "OPENAI_API_KEY",
+                 concurrency: int = 8, timeout: float = 600.0, max_retries: int = 5, tokenizer=None,
+                 truncation: HeadTail | None = None, extra_body: dict | None = None):
+        import httpx
+
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.model, self.max_new_tokens, self.concurrency = model, max_new_tokens, max(1, concurrency)
+        self.max_retries, self.extra_body = max_retries, dict(extra_body or {})
+        key = os.environ.get(api_key_env, "")
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self.client = httpx.Client(timeout=timeout, headers=headers)
+        self.tok, self.truncation = tokenizer, truncation or HeadTail()
+
+    def _fit(self, conv: Conversation) -> Conversation:
+        if self.tok is None:
+            return list(conv)
+        out = []
+        for m in conv:
+            if m.get("role") == "user":
+                ids = self.tok(m["content"], add_special_tokens=False)["input_ids"]
+                cut = self.truncation(ids)
+                if len(cut) != len(ids):
+                    m = {**m, "content": self.tok.decode(cut)}
+            out.append(m)
+        return out
+
+    def _one(self, conv: Conversation) -> str:
+        import httpx
+
+        body = {"model": self.model, "messages": self._fit(conv), "temperature": 0.0,
+                "max_tokens": self.max_new_tokens, **self.extra_body}
+        delay = 1.0
+        for attempt in range(self.max_retries + 1):
+            try:
+                r = self.client.post(self.url, json=body)
+            except httpx.HTTPError as e:
+                err = f"{type(e).__name__}: {e}"
+            else:
+                if r.status_code == 200:
+                    try:
+                        return r.json()["choices"][0]["message"]["content"] or ""
+                    except (ValueError, KeyError, IndexError, TypeError):
+                        return f"<error: malformed response {r.text[:200]!r}>"
+                if r.status_code != 429 and r.status_code < 500:
+                    return f"<error: HTTP {r.status_code}: {r.text[:200]}>"
+                err = f"HTTP {r.status_code}: {r.text[:200]}"
+            if attempt < self.max_retries:
+                time.sleep(delay)
+                delay = min(delay * 2, 30.0)
+        raise ServerError(f"{self.url}: giving up after {self.max_retries + 1} attempts: {err}")
+
+    def generate(self, convs: Sequence[Conversation]) -> list[str]:
+        if self.concurrency == 1 or len(convs) <= 1:
+            return [self._one(c) for c in convs]
+        with ThreadPoolExecutor(self.concurrency) as pool:
+            return list(pool.map(self._one, convs))
