@@ -1,0 +1,66 @@
+"""A simulated judge for the built-in synthetic tasks (quickstart and tests; not a model).
+
+It reads the gold grades the task builder puts in ``JudgeRequest.hint`` and writes a templated judgement:
+pointwise ``[Analysis] … [Score: N]`` with N = grade, off by 1–2 with probability ``noise``; pairwise a verdict
+for the better-graded response, flipped with probability ``noise``, or ``[[A]]`` regardless of content with
+probability ``position_bias`` (so order-consistency filtering has something to catch).  With probability
+``fail_rate`` the judgement has no verdict at all (a parse failure).  Deterministic per
+``(seed, name, request key, sample)``; a request without gold grades gets a failed judgement.
+"""
+from __future__ import annotations
+
+import random
+
+from .base import Judge, Judgement, JudgeRequest
+
+__all__ = ["OracleJudge"]
+
+_VERDICT = {
+    range(9, 11): "answers the question correctly and every step is supported by the tagged evidence",
+    range(7, 9): "is mostly correct and grounded in the evidence, with minor gaps",
+    range(4, 7): "gets part of the reasoning chain wrong or states a fact the evidence does not support",
+    range(1, 4): "invents entities or facts that do not appear in the evidence",
+    range(0, 1): "does not address the question at all",
+}
+
+
+def _describe(grade: int) -> str:
+    for r, text in _VERDICT.items():
+        if grade in r:
+            return text
+    return "is hard to assess"
+
+
+class OracleJudge(Judge):
+    def __init__(self, name: str = "oracle", *, noise: float = 0.25, fail_rate: float = 0.05,
+                 position_bias: float = 0.1, seed: int = 0):
+        self.name, self.noise, self.fail_rate, self.position_bias, self.seed = name, noise, fail_rate, position_bias, seed
+
+    def _one(self, req: JudgeRequest, sample: int) -> Judgement:
+        rng = random.Random(f"oracle:{self.seed}:{self.name}:{req.key}:{sample}")
+        kind = req.hint.get("kind")
+        if kind not in ("pointwise", "pairwise"):
+            return Judgement(None, "oracle judge needs gold grades (synthetic source)")
+        if rng.random() < self.fail_rate:
+            return Judgement("[Analysis]\nThe response is difficult to evaluate and I cannot settle on a verdict.")
+        if kind == "pointwise":
+            grade = int(req.hint["grade"])
+            score = grade
+            if rng.random() < self.noise:
+                score = min(10, max(0, grade + rng.choice([-2, -1, 1, 2])))
+            return Judgement(f"[Analysis]\nChecking the response against the passages inside the tagged context: "
+                             f"it {_describe(score)}.\n[Score: {score}]")
+        ga, gb = (int(g) for g in req.hint["grades"])
+        if rng.random() < self.position_bias:
+            pick = "A"
+        else:
+            pick = "A" if ga > gb or (ga == gb and rng.random() < 0.5) else "B"
+            if rng.random() < self.noise:
+                pick = "B" if pick == "A" else "A"
+        better, worse = (ga, gb) if pick == "A" else (gb, ga)
+        other = "B" if pick == "A" else "A"
+        return Judgement(f"Assistant {pick}'s answer {_describe(better)}, while Assistant {other}'s answer "
+                         f"{_describe(worse)}. Therefore Assistant {pick} is better.\n\n[[{pick}]]")
+
+    def judge(self, requests: list[JudgeRequest], n: int = 1) -> list[list[Judgement]]:
+        return [[self._one(r, s) for s in range(n)] for r in requests]

@@ -1,0 +1,375 @@
+"""The synthesis pipeline: source → expand → k judges → vote → preference records (REFERENCE §1.2–1.3, §1.9).
+
+Work is cut into *parts* of ``run.part_size`` examples, the unit of resume.  Part ``p`` belongs to shard
+``p % run.num_shards`` (a SLURM array task processes one shard).  A finished part is three files under
+``<output.dir>/parts/``, each written to a temporary name and renamed:
+
+- ``part-NNNNN.jsonl`` — the kept records (:func:`longrm.records.write_records`);
+- ``part-NNNNN.dropped.jsonl`` — one line per dropped task or example: id, reason, votes (no prompts);
+- ``part-NNNNN.stats.json`` — counters for the report; written last, so it marks the part finished.
+
+A killed run rerun with the same command skips finished parts and redoes the unfinished one from scratch, so
+no row is ever duplicated.  ``manifest.json`` fingerprints the config (sharding, retry and output-path keys
+excluded): reusing a work folder with a different config is refused unless ``output.overwrite``.
+The merge step concatenates the parts in order into ``output.path`` (jsonl, parquet or a ``save_to_disk``
+folder, the format the align / DisRM stages read) and writes ``report.json`` and ``report.md``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import shutil
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from longrm.config import atomic_write_text, save_resolved
+from longrm.records import PreferenceRecord, write_records
+
+from .judges.base import Judgement
+from .sources import load_distractor_docs, load_source
+from .tasks import Task, TaskBuilder, task_votes
+from .vote import vote
+
+__all__ = ["run_synthesis", "process_shard", "merge", "config_fingerprint", "part_name"]
+
+log = logging.getLogger(__name__)
+
+_VOLATILE = {("run", "num_shards"), ("run", "shard_index"), ("run", "action"), ("output", "overwrite"),
+             ("output", "path")}
+_VOLATILE_JUDGE = {"batch_size"}
+_VOLATILE_SERVER = {"concurrency", "timeout", "max_retries", "backoff", "max_backoff"}
+
+
+def _say(msg: str) -> None:
+    print(f"[synthesize] {msg}", file=sys.stderr, flush=True)
+
+
+def config_fingerprint(cfg) -> str:
+    """Hash of everything that changes the rows (not sharding, retries, concurrency or the output path)."""
+    tree = cfg.model_dump(mode="json")
+    for sec, key in _VOLATILE:
+        tree.get(sec, {}).pop(key, None)
+    for j in tree.get("judges", []):
+        for k in _VOLATILE_JUDGE:
+            j.pop(k, None)
+        for k in _VOLATILE_SERVER:
+            j.get("server", {}).pop(k, None)
+    return hashlib.sha256(json.dumps(tree, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def part_name(p: int) -> str:
+    return f"part-{p:05d}"
+
+
+def _paths(work: Path, p: int) -> dict[str, Path]:
+    base = work / "parts" / part_name(p)
+    return {"records": base.with_suffix(".jsonl"), "dropped": Path(str(base) + ".dropped.jsonl"),
+            "stats": Path(str(base) + ".stats.json")}
+
+
+def _check_manifest(cfg, work: Path, num_examples: int) -> dict:
+    fp = config_fingerprint(cfg)
+    manifest = {"fingerprint": fp, "num_examples": num_examples, "part_size": cfg.run.part_size,
+                "num_parts": math.ceil(num_examples / cfg.run.part_size)}
+    path = work / "manifest.json"
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old.get("fingerprint") != fp or old.get("num_parts") != manifest["num_parts"]:
+            if not cfg.output.overwrite:
+                raise RuntimeError(f"{work} holds parts made with a different config (fingerprint "
+                                   f"{old.get('fingerprint')} != {fp}); use another output.dir or "
+                                   f"--output.overwrite true")
+            _say(f"output.overwrite: removing parts of a different config in {work}")
+            shutil.rmtree(work / "parts", ignore_errors=True)
+        else:
+            return old
+    atomic_write_text(path, json.dumps(manifest, indent=2))
+    return manifest
+
+
+class _Resources:
+    """Tokenizer, distractor pool, task builder and judges — built once per process, only when needed."""
+
+    def __init__(self, cfg, source):
+        from longrm.config import ModelConfig
+        from longrm.models import load_tokenizer
+
+        from .expand import DistractorPool, Expander
+        from .judges import build_judge
+
+        t0 = time.time()
+        name = cfg.expand.tokenizer
+        if name is None:
+            hf = [j for j in cfg.judges if j.backend == "hf"]
+            if hf:
+                name = hf[0].model.tokenizer or hf[0].model.name_or_path
+            elif any(j.backend == "http" for j in cfg.judges):
+                raise ValueError("expand.tokenizer: set the tokenizer of the served judge model (lengths are "
+                                 "counted with the judge's tokenizer)")
+            else:
+                name = "tiny:qwen2"
+        self.tokenizer = load_tokenizer(ModelConfig(name_or_path=name))
+        expander = None
+        if cfg.expand.enabled:
+            dcfg = cfg.expand.distractors
+            docs, owners = load_distractor_docs(dcfg, source)
+            pool = DistractorPool(docs, self.tokenizer, max_doc_tokens=dcfg.max_doc_tokens, owners=owners)
+            expander = Expander(pool, position_range=tuple(cfg.expand.position_range),
+                                position_choices=cfg.expand.position_choices,
+                                tag_len=(cfg.expand.tag_min_len, cfg.expand.tag_max_len))
+            _say(f"distractor pool: {len(pool)} documents, {pool.total_tokens} tokens")
+        self.builder = TaskBuilder(cfg, self.tokenizer, expander)
+        self.judges = [(build_judge(j), j) for j in cfg.judges]
+        self.voters = []
+        for judge, jcfg in self.judges:
+            self.voters += [judge.name] if jcfg.samples == 1 else [f"{judge.name}#{s}" for s in range(jcfg.samples)]
+        _say(f"ready in {time.time() - t0:.1f}s: tokenizer {name}, {len(self.voters)} votes per task")
+
+
+def _empty_stats() -> dict:
+    return {"examples": 0, "tasks": 0, "kept": 0, "dropped": {}, "kept_by_bucket": {}, "kept_by_kind": {},
+            "conf_patterns": {}, "agreement_sum": 0.0, "voted_tasks": 0, "unanimous": 0, "vote_failures": {},
+            "per_voter": {}, "pairwise_votes": {"consistent": 0, "order_inconsistent": 0},
+            "gold": {"pointwise_n": 0, "pointwise_abs_err": 0.0, "pairwise_n": 0, "pairwise_correct": 0},
+            "seconds": 0.0}
+
+
+def _add(dst: dict, key: str, n: int | float = 1) -> None:
+    dst[key] = dst.get(key, 0) + n
+
+
+def _judge_all(res: _Resources, tasks: list[Task]) -> list[list[list[Judgement]]]:
+    """``out[t][r][v]``: vote ``v`` on request ``r`` of task ``t`` (votes of all judges, in judge order)."""
+    requests = [r for t in tasks for r in t.requests]
+    per_request: list[list[Judgement]] = [[] for _ in requests]
+    for judge, jcfg in res.judges:
+        if not requests:
+            break
+        got = judge.judge(requests, n=jcfg.samples)
+        for i, js in enumerate(got):
+            js = list(js) + [Judgement(None, "missing")] * (jcfg.samples - len(js))
+            per_request[i].extend(js[:jcfg.samples])
+    out, i = [], 0
+    for t in tasks:
+        out.append(per_request[i:i + len(t.requests)])
+        i += len(t.requests)
+    return out
+
+
+def _process_part(cfg, res: _Resources, source, p: int, paths: dict[str, Path]) -> dict:
+    t0 = time.time()
+    ps = cfg.run.part_size
+    examples = source[p * ps:(p + 1) * ps]
+    stats = _empty_stats()
+    stats["examples"] = len(examples)
+    tasks: list[Task] = []
+    dropped_lines: list[dict] = []
+    for ex in examples:
+        built, drops = res.builder.build(ex)
+        tasks.extend(built)
+        for reason, n in drops.items():
+            _add(stats["dropped"], reason, n)
+            dropped_lines.append({"id": ex.id, "reason": reason, "count": n})
+    stats["tasks"] = len(tasks)
+    judged = _judge_all(res, tasks)
+    vcfg, tcfg = cfg.vote, cfg.tasks
+    k = len(res.voters)
+    records: list[PreferenceRecord] = []
+    for task, js in zip(tasks, judged):
+        values, fails, texts = task_votes(task, js, tcfg.score_lo, tcfg.score_hi)
+        for name, val, fail in zip(res.voters, values, fails):
+            pv = stats["per_voter"].setdefault(name, {"votes": 0, "failures": 0})
+            pv["votes"] += 1
+            if fail:
+                pv["failures"] += 1
+                _add(stats["vote_failures"], fail)
+            if task.kind == "pairwise" and fail in (None, "order_inconsistent"):
+                _add(stats["pairwise_votes"], "consistent" if fail is None else "order_inconsistent")
+        result = vote(values, min_agree=vcfg.min_agree, tie_break=vcfg.tie_break, rejects=vcfg.rejects)
+        if result.conf:
+            _add(stats["conf_patterns"], ",".join(map(str, result.conf)))
+        reason = result.reason
+        if reason == "too_few_valid":  # name the failure that left too few valid votes
+            reason = Counter(f for f in fails if f).most_common(1)[0][0] if any(fails) else "parse_failure"
+        reject_idx = [i for i in result.rejects if texts[i] is not None]
+        if vcfg.max_rejects:
+            reject_idx = reject_idx[:vcfg.max_rejects]
+        if result.ok and not reject_idx:
+            reason = "no_rejects"
+        scores = {name: int(v) for name, v in zip(res.voters, values)}
+        if reason is not None or not result.ok:
+            reason = reason or "no_consensus"
+            _add(stats["dropped"], reason)
+            dropped_lines.append({"id": task.id, "reason": reason, "scores": scores, "conf": result.conf})
+            continue
+        stats["voted_tasks"] += 1
+        stats["agreement_sum"] += result.conf[0] / k
+        stats["unanimous"] += int(result.conf[0] == k)
+        ex = task.example
+        meta = dict(task.meta)
+        meta.update(task=task.kind, source_id=ex.id, scores=scores, conf=result.conf,
+                    chosen_model=res.voters[result.chosen], reject_models=[res.voters[i] for i in reject_idx],
+                    chosen_score=result.winner, num_votes=k, judge_context=tcfg.judge_context)
+        if ex.meta.get("hop") is not None:
+            meta["hop"] = ex.meta["hop"]
+        if ex.grades:
+            gold = [ex.grades[i] for i in task.response_idx]
+            meta["gold_grades"] = gold
+            if task.kind == "pointwise":
+                stats["gold"]["pointwise_n"] += 1
+                stats["gold"]["pointwise_abs_err"] += abs(result.winner - gold[0])
+            elif gold[0] != gold[1]:
+                stats["gold"]["pairwise_n"] += 1
+                stats["gold"]["pairwise_correct"] += int(result.winner == (0 if gold[0] > gold[1] else 1))
+        records.append(PreferenceRecord(
+            prompt=task.prompt, chosen=texts[result.chosen], rejected=[texts[i] for i in reject_idx], id=task.id,
+            question=ex.question, context=ex.context, responses=[ex.responses[i] for i in task.response_idx],
+            reference=ex.reference, metadata=meta))
+        stats["kept"] += 1
+        _add(stats["kept_by_bucket"], meta.get("length_bucket", "short"))
+        _add(stats["kept_by_kind"], task.kind)
+    stats["seconds"] = round(time.time() - t0, 3)
+    write_records(records, paths["records"])
+    atomic_write_text(paths["dropped"], "".join(json.dumps(d) + "\n" for d in dropped_lines))
+    atomic_write_text(paths["stats"], json.dumps(stats, indent=1))  # last: marks the part finished
+    return stats
+
+
+def process_shard(cfg) -> dict:
+    """Process every unfinished part of this shard; returns ``{"done": n, "skipped": n, "parts": n}``."""
+    work = Path(cfg.output.dir)
+    work.mkdir(parents=True, exist_ok=True)
+    source = load_source(cfg.source)
+    manifest = _check_manifest(cfg, work, len(source))
+    save_resolved(cfg, work, name=f"resolved_config.shard{cfg.run.shard_index}.yaml")
+    n_parts = manifest["num_parts"]
+    mine = [p for p in range(n_parts) if p % cfg.run.num_shards == cfg.run.shard_index]
+    todo = [p for p in mine if not _paths(work, p)["stats"].exists()]
+    _say(f"shard {cfg.run.shard_index}/{cfg.run.num_shards}: {len(mine)} of {n_parts} parts, "
+         f"{len(mine) - len(todo)} already finished")
+    if todo:
+        res = _Resources(cfg, source)
+        (work / "parts").mkdir(exist_ok=True)
+        for n, p in enumerate(todo, 1):
+            st = _process_part(cfg, res, source, p, _paths(work, p))
+            _say(f"part {p} ({n}/{len(todo)}): kept {st['kept']} of {st['tasks']} tasks from {st['examples']} "
+                 f"examples in {st['seconds']:.1f}s; dropped {st['dropped'] or '-'}")
+        for judge, _ in res.judges:
+            judge.close()
+    return {"parts": len(mine), "done": len(todo), "skipped": len(mine) - len(todo)}
+
+
+def _read_part_records(path: Path):
+    with open(path) as f:
+        for line in f:
+            if line.strip():
+                row = json.loads(line)
+                meta = row.get("metadata")
+                row["metadata"] = json.loads(meta) if isinstance(meta, str) else (meta or {})
+                yield PreferenceRecord(**row)
+
+
+def _sum_stats(all_stats: list[dict]) -> dict:
+    total = _empty_stats()
+    for st in all_stats:
+        for key, val in st.items():
+            if isinstance(val, dict):
+                for k2, v2 in val.items():
+                    if isinstance(v2, dict):
+                        dst = total[key].setdefault(k2, {})
+                        for k3, v3 in v2.items():
+                            _add(dst, k3, v3)
+                    else:
+                        _add(total[key], k2, v2)
+            else:
+                total[key] += val
+    return total
+
+
+def build_report(total: dict, num_votes: int) -> dict:
+    voted = max(1, total["voted_tasks"])
+    g = total["gold"]
+    pv = total["pairwise_votes"]
+    report = {
+        "examples": total["examples"], "tasks": total["tasks"], "kept": total["kept"],
+        "dropped": dict(sorted(total["dropped"].items(), key=lambda x: -x[1])),
+        "kept_by_bucket": total["kept_by_bucket"], "kept_by_kind": total["kept_by_kind"],
+        "votes_per_task": num_votes,
+        "agreement": {
+            "mean_majority_fraction": round(total["agreement_sum"] / voted, 4),
+            "unanimous_fraction": round(total["unanimous"] / voted, 4),
+            "conf_patterns": dict(sorted(total["conf_patterns"].items(), key=lambda x: -x[1])),
+            "vote_failures": total["vote_failures"],
+            "failure_rate_per_voter": {n: round(v["failures"] / max(1, v["votes"]), 4)
+                                       for n, v in sorted(total["per_voter"].items())},
+            "pairwise_order_consistency": round(pv["consistent"] / max(1, pv["consistent"] + pv["order_inconsistent"]), 4),
+        },
+        "seconds": round(total["seconds"], 1),
+    }
+    if g["pointwise_n"] or g["pairwise_n"]:
+        report["gold"] = {"pointwise_mean_abs_error": round(g["pointwise_abs_err"] / max(1, g["pointwise_n"]), 3),
+                          "pairwise_accuracy": round(g["pairwise_correct"] / max(1, g["pairwise_n"]), 4),
+                          "pointwise_n": g["pointwise_n"], "pairwise_n": g["pairwise_n"]}
+    return report
+
+
+def _report_md(report: dict, out_path: Path) -> str:
+    a = report["agreement"]
+    lines = ["# Synthesis report", "", f"Dataset: `{out_path}`", "",
+             f"- examples: {report['examples']}, tasks: {report['tasks']}, kept: {report['kept']}",
+             f"- votes per task: {report['votes_per_task']}; mean majority fraction {a['mean_majority_fraction']}, "
+             f"unanimous {a['unanimous_fraction']}, pairwise order consistency {a['pairwise_order_consistency']}",
+             "", "| bucket | kept |", "| --- | --- |"]
+    lines += [f"| {b} | {n} |" for b, n in sorted(report["kept_by_bucket"].items())]
+    lines += ["", "| dropped because | tasks |", "| --- | --- |"]
+    lines += [f"| {r} | {n} |" for r, n in report["dropped"].items()] or ["| - | 0 |"]
+    lines += ["", "| conf (cluster sizes) | tasks |", "| --- | --- |"]
+    lines += [f"| [{c}] | {n} |" for c, n in a["conf_patterns"].items()]
+    if "gold" in report:
+        lines += ["", f"Against the synthetic gold grades: pointwise mean |score − grade| "
+                      f"{report['gold']['pointwise_mean_abs_error']}, pairwise accuracy "
+                      f"{report['gold']['pairwise_accuracy']}."]
+    return "\n".join(lines) + "\n"
+
+
+def merge(cfg) -> dict:
+    """Concatenate finished parts into the final dataset and write the report; returns the report."""
+    work = Path(cfg.output.dir)
+    mpath = work / "manifest.json"
+    if not mpath.exists():
+        raise RuntimeError(f"{work}: no manifest.json — nothing was processed there")
+    manifest = json.loads(mpath.read_text())
+    if manifest["fingerprint"] != config_fingerprint(cfg):
+        raise RuntimeError(f"{work}: parts were made with a different config; merge with the same config")
+    n_parts = manifest["num_parts"]
+    missing = [p for p in range(n_parts) if not _paths(work, p)["stats"].exists()]
+    if missing:
+        shards = sorted({p % cfg.run.num_shards for p in missing})
+        raise RuntimeError(f"{work}: {len(missing)} of {n_parts} parts unfinished (e.g. {missing[:5]}); rerun "
+                           f"shard(s) {shards[:10]} of {cfg.run.num_shards}")
+    stats = [json.loads(_paths(work, p)["stats"].read_text()) for p in range(n_parts)]
+    records = [r for p in range(n_parts) for r in _read_part_records(_paths(work, p)["records"])]
+    out_path = Path(cfg.output.path) if cfg.output.path else work / "data"
+    if not records:
+        raise RuntimeError(f"{work}: every task was dropped ({_sum_stats(stats)['dropped']}); nothing to write")
+    write_records(records, out_path)
+    report = build_report(_sum_stats(stats), cfg.num_votes())
+    report["output"] = str(out_path)
+    atomic_write_text(work / "report.json", json.dumps(report, indent=2))
+    atomic_write_text(work / "report.md", _report_md(report, out_path))
+    _say(f"merged {len(records)} records from {n_parts} parts into {out_path}; report in {work / 'report.md'}")
+    return report
+
+
+def run_synthesis(cfg) -> dict:
+    """``run.action``: process this shard, merge, or both (``auto`` merges when there is one shard)."""
+    out: dict = {}
+    if cfg.run.action in ("auto", "process"):
+        out["process"] = process_shard(cfg)
+    if cfg.run.action == "merge" or (cfg.run.action == "auto" and cfg.run.num_shards == 1):
+        out["report"] = merge(cfg)
+    return out
