@@ -6,14 +6,11 @@ import pytest
 from longrm.records import (PreferenceRecord, RecordError, SFTRecord, length_bucket, load_preference_records,
                             load_sft_records, write_records)
 
-from conftest import shared_dir
-
-FIX = shared_dir() / "fixtures" / "longrm-official"
 
 
 @pytest.mark.parametrize("split,n", [("train", 16), ("eval", 2), ("test", 2)])
-def test_official_preference_fixture_loads(split, n):
-    recs = load_preference_records(FIX / "SimPO_Data_Sampled20", split=split)
+def test_official_preference_fixture_loads(official_fixtures, split, n):
+    recs = load_preference_records(official_fixtures / "SimPO_Data_Sampled20", split=split)
     assert len(recs) == n and not recs.skipped
     r = recs[0]
     assert [m["role"] for m in r.prompt] == ["system", "user"]
@@ -23,15 +20,15 @@ def test_official_preference_fixture_loads(split, n):
 
 
 @pytest.mark.parametrize("split", ["eval", "test"])
-def test_official_sft_fixture_loads(split):
-    recs = load_sft_records(FIX / "SFT_Data_Sampled20", split=split)
+def test_official_sft_fixture_loads(official_fixtures, split):
+    recs = load_sft_records(official_fixtures / "SFT_Data_Sampled20", split=split)
     assert len(recs) == 2
     assert recs[0].target.startswith("[Analysis]") and recs[0].metadata["ctx_length"]
 
 
-def test_datasetdict_needs_split():
+def test_datasetdict_needs_split(official_fixtures):
     with pytest.raises(RecordError, match="split"):
-        load_preference_records(FIX / "SimPO_Data_Sampled20")
+        load_preference_records(official_fixtures / "SimPO_Data_Sampled20")
 
 
 def _pref(i, **kw):
