@@ -1,0 +1,177 @@
+"""Model-facing entry points: judgement log-probs, last-token rewards, model preparation.
+
+REFERENCE §1.5 (LOGO / DPO need per-judgement log-probs), §1.6 (DisRM reads the score at the last real
+token), §1.7 (sequence parallelism), §6 (full-vocabulary fp32 logits are the usual out-of-memory cause).
+
+Every function takes the *global* packed row (identical on all ranks of an SP group) and a
+:class:`~longrm.parallel.context.ParallelContext`; it pads the row to a multiple of ``sp_size`` (padding is
+masked out), runs the model on this rank's contiguous slice, and returns per-branch values that are identical
+on every SP rank.
+
+Composition with data parallelism: the per-branch partial sums are combined with
+:func:`~longrm.parallel.collectives.all_reduce_sum`, whose backward also sums over the SP group. If every SP
+rank computes the same loss from the returned values, the per-rank parameter gradients sum over the SP
+group to ``sp_size x`` the row's gradient; averaging over all ``dp_size * sp_size`` ranks (DeepSpeed's
+default) gives the DP average of the row gradients, i.e. the same update as without SP.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from longrm.attention.hf import ATTN_NAME, register
+from longrm.attention.kernels import resolve_backend
+from longrm.attention.plan import AttentionPlan, build_plan
+from longrm.data.layout import IGNORE, LayoutBatch
+from longrm.parallel.collectives import all_reduce_sum
+from longrm.parallel.context import ParallelContext
+
+
+@dataclass(frozen=True)
+class KernelSettings:
+    backend: str  # "torch" | "flash"
+    head_stride: int = 0  # KV heads per all-gather chunk under SP (0 = all)
+    math: bool = False  # torch backend: explicit math kernel instead of the CPU flash op (tests)
+
+
+def prepare_model(model, par: ParallelContext, kernel: str = "auto", head_stride: int = 0, math: bool = False):
+    """Register the LongRM attention function and select it on ``model`` (and its submodels).
+
+    ``kernel`` is ``auto`` | ``torch`` | ``flash`` (see ``longrm.attention.kernels``); ``head_stride`` bounds the
+    gathered K/V under SP to ``head_stride`` KV heads at a time (REFERENCE §1.7: head stride 4). Returns the
+    model. The settings live on the model (``model.longrm_kernel``), never in module globals.
+    """
+    register()
+    inner = _unwrap(model)
+    rope = getattr(inner.config, "rope_parameters", None) or getattr(inner.config, "rope_scaling", None) or {}
+    rope_type = rope.get("rope_type", rope.get("type")) if isinstance(rope, dict) else None
+    if par.sp_size > 1 and rope_type in ("dynamic", "longrope"):
+        raise NotImplementedError(f"RoPE type {rope_type!r} depends on the local sequence length; not SP-safe")
+    inner.set_attn_implementation(ATTN_NAME)
+    inner.longrm_kernel = KernelSettings(resolve_backend(kernel), head_stride, math)
+    return model
+
+
+def _unwrap(model):
+    from transformers import PreTrainedModel
+
+    while not isinstance(model, PreTrainedModel) and hasattr(model, "module"):
+        model = model.module  # DeepSpeed engine / DDP
+    return model
+
+
+def _run_base(model, batch: LayoutBatch, par: ParallelContext):
+    """Pad, plan and run the base model on this rank's slice: returns (padded batch, lo, hidden [Ll, H])."""
+    inner = _unwrap(model)
+    settings: KernelSettings | None = getattr(inner, "longrm_kernel", None)
+    if settings is None:
+        raise RuntimeError("call longrm.modeling.prepare_model(model, par) first")
+    device = next(inner.parameters()).device
+    b = batch.padded(par.padded_length(batch.length)).to(device)
+    lo, hi = par.shard_range(b.length)
+    plan: AttentionPlan = build_plan(b.doc_ids, b.branch_ids, par, settings.backend, settings.head_stride, settings.math)
+    out = inner.base_model(
+        input_ids=b.input_ids[:, lo:hi], position_ids=b.position_ids[:, lo:hi], use_cache=False, longrm_attention=plan
+    )
+    return b, lo, hi, out.last_hidden_state[0]
+
+
+class _TargetLogprob(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, h, weight, bias, targets, chunk):
+        lp = torch.empty(h.shape[0], dtype=torch.float32, device=h.device)
+        lse = torch.empty_like(lp)
+        for s in range(0, h.shape[0], chunk):
+            logits = F.linear(h[s : s + chunk], weight, bias).float()
+            lse[s : s + chunk] = torch.logsumexp(logits, dim=-1)
+            lp[s : s + chunk] = logits.gather(1, targets[s : s + chunk, None])[:, 0] - lse[s : s + chunk]
+        ctx.save_for_backward(h, weight, bias, targets, lse)
+        ctx.chunk = chunk
+        return lp
+
+    @staticmethod
+    def backward(ctx, g):
+        h, weight, bias, targets, lse = ctx.saved_tensors
+        need_h, need_w, need_b = ctx.needs_input_grad[:3]
+        dh = torch.empty_like(h) if need_h else None
+        dw = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if need_w else None
+        db = torch.zeros(bias.shape, dtype=torch.float32, device=bias.device) if need_b else None
+        for s in range(0, h.shape[0], ctx.chunk):
+            hc, tc, gc = h[s : s + ctx.chunk], targets[s : s + ctx.chunk], g[s : s + ctx.chunk].float()
+            logits = F.linear(hc, weight, bias).float()
+            # d lp / d logits = onehot(target) − softmax(logits)
+            dlog = torch.exp(logits - lse[s : s + ctx.chunk, None]).mul_(-gc[:, None])
+            dlog[torch.arange(hc.shape[0], device=h.device), tc] += gc
+            if need_h:
+                dh[s : s + ctx.chunk] = (dlog.to(weight.dtype) @ weight).to(h.dtype)
+            if need_w:
+                dw += dlog.t() @ hc.float()
+            if need_b:
+                db += dlog.sum(0)
+        return dh, None if dw is None else dw.to(weight.dtype), None if db is None else db.to(bias.dtype), None, None
+
+
+def target_logprobs(hidden: torch.Tensor, lm_head: torch.nn.Linear, targets: torch.Tensor, chunk_size: int = 1024):
+    """``log softmax(W h_t + b)[y_t]`` for each selected position t, chunked over tokens.
+
+    Shapes: ``hidden [T, H]``, ``targets [T]`` -> ``[T]`` fp32. Logits exist for ``chunk_size`` tokens at a
+    time, in the forward and (recomputed) in the backward, so peak memory is O(chunk_size x vocab), not
+    O(T x vocab). Exact gradients for ``hidden``, ``W`` and ``b`` (tied embeddings included).
+    """
+    if hidden.shape[0] == 0:
+        return hidden.new_zeros(0, dtype=torch.float32) + 0.0 * lm_head.weight.sum()
+    return _TargetLogprob.apply(hidden, lm_head.weight, lm_head.bias, targets, max(1, chunk_size))
+
+
+def _check_plain_head(config):
+    for name in ("final_logit_softcapping", "logit_scale", "output_multiplier_scale"):
+        if getattr(config, name, None) not in (None, 1, 1.0):
+            raise NotImplementedError(f"LM heads with {name} are not supported by branch_logprobs")
+
+
+def branch_logprobs(model, batch: LayoutBatch, par: ParallelContext, chunk_size: int = 1024):
+    """Per-branch summed target log-probs and target counts of a causal LM, SP-gathered.
+
+    For branch n with target set T_n (its tokens; the first one predicted from the repeated last prompt token):
+
+        logp[n] = Σ_{t ∈ T_n} log softmax(lm_head(h_t))[y_t],   count[n] = |T_n|.
+
+    Shapes: returns ``(logp [N] fp32, count [N] long)``, identical on every SP rank; ``logp`` carries autograd
+    (see the module docstring for how its SP backward composes with DP averaging). The LM head runs only on
+    target positions, ``chunk_size`` tokens at a time. Mean log-prob per branch = ``logp / count``
+    (REFERENCE §1.5).
+    """
+    inner = _unwrap(model)
+    _check_plain_head(inner.config)
+    b, lo, hi, hidden = _run_base(model, batch, par)
+    tgt = b.target_ids[0, lo:hi]
+    sel = torch.nonzero(tgt != IGNORE).squeeze(1)
+    lp = target_logprobs(hidden.index_select(0, sel), inner.get_output_embeddings(), tgt.index_select(0, sel), chunk_size)
+    n = batch.num_branches
+    part = torch.zeros(n, dtype=torch.float32, device=lp.device).index_add(0, b.target_branch[0, lo:hi][sel], lp)
+    tb = b.target_branch[0]
+    counts = torch.bincount(tb[tb >= 0], minlength=n)
+    return all_reduce_sum(part, par.sp_group), counts
+
+
+def branch_rewards(model, batch: LayoutBatch, par: ParallelContext) -> torch.Tensor:
+    """Scalar reward of each branch for an ``AutoModelForSequenceClassification`` (``num_labels == 1``).
+
+    ``r[n] = score(h_{last_index[n]})`` — the score head at the last real token of branch n (REFERENCE §1.6).
+    Shapes: returns ``[N]`` fp32, identical on every SP rank, autograd-correct (module docstring).
+    """
+    inner = _unwrap(model)
+    head = getattr(inner, "score", None)
+    if head is None or head.out_features != 1:
+        raise ValueError("branch_rewards needs a sequence-classification model with num_labels == 1 (`score`)")
+    b, lo, hi, hidden = _run_base(model, batch, par)
+    last = b.last_index.to(hidden.device)
+    mine = torch.nonzero((last >= lo) & (last < hi)).squeeze(1)
+    s = head(hidden.index_select(0, last.index_select(0, mine) - lo)).float()[:, 0]
+    part = torch.zeros(batch.num_branches, dtype=torch.float32, device=hidden.device).index_add(0, mine, s)
+    if mine.numel() == 0:  # keep every parameter in the graph so all ranks run the same backward collectives
+        part = part + 0.0 * head.weight.sum()
+    return all_reduce_sum(part, par.sp_group)
