@@ -8,7 +8,7 @@ Layout of an output folder::
 
 Resuming: the ids found in any ``shards/*.jsonl`` are done and skipped, whatever the world size was; a line
 cut short by a kill is ignored (and the file is mended before appending).  Data parallelism: under
-``torchrun`` every rank takes every ``world``-th remaining sample, writes its own shard, meets the others at
+``torchrun`` every rank takes every ``world``-th sample (skipping done ones), writes its own shard, meets the others at
 a barrier, and rank 0 merges.  Without ``torch.distributed`` initialised it is a single process.
 """
 from __future__ import annotations
@@ -167,9 +167,10 @@ def evaluate(samples: Sequence[EvalSample], mode: Mode, paths: RunPaths, *,
         rank, world = dist_info()
     if mode == "discriminative" and score is None or mode != "discriminative" and generate is None:
         raise ValueError(f"mode {mode!r} needs a {'score' if mode == 'discriminative' else 'generate'} backend")
+    # Rank r owns every world-th sample of the full list — not of the remaining ones, which a rank that
+    # started writing already would change under another rank's feet.
     done = done_ids(paths)
-    todo = [s for s in samples if s.id not in done]
-    mine = todo[rank::world]
+    mine = [s for s in samples[rank::world] if s.id not in done]
     out = _Appender(paths.shard(rank))
     bar = _progress(len(mine), rank, progress)   # rank 0's pace stands for all ranks' (slices are balanced)
     finished = 0
