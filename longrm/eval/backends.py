@@ -9,19 +9,17 @@ Two small interfaces, so the runner does not care where answers come from:
 Over-long prompts follow the benchmark (REFERENCE §1.8): a prompt of ``truncate_at`` (131,072) tokens or more
 keeps its first ``head`` (65,536) and last ``tail`` (65,531) tokens — :class:`HeadTail`.
 
-The server backend is a thin httpx client of ``POST {base_url}/chat/completions`` (temperature 0).  The
-synthesis engineers' judge client in ``data_synthesis`` had not landed when this was written; when it does,
-:class:`ServerGenerator` should delegate to it rather than stay a second client.
+The server backend adapts the synthesis pipeline's OpenAI-compatible client
+(:mod:`data_synthesis.judges.http`) to greedy, one-answer-per-prompt use.
 """
 from __future__ import annotations
 
 import os
-import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol, Sequence
 
-__all__ = ["Generator", "Scorer", "HeadTail", "LocalGenerator", "LocalScorer", "ServerGenerator", "pick_device"]
+__all__ = ["Generator", "Scorer", "HeadTail", "LocalGenerator", "LocalScorer", "ServerGenerator", "ServerError",
+           "BACKEND_ERROR", "pick_device"]
 
 Conversation = list[dict]
 
@@ -182,6 +180,9 @@ class LocalScorer:
         return out
 
 
+BACKEND_ERROR = "<error: "   # prefix of the text a backend returns for a request it could not answer
+
+
 class ServerError(RuntimeError):
     pass
 
@@ -189,24 +190,22 @@ class ServerError(RuntimeError):
 class ServerGenerator:
     """Greedy chat completions from an OpenAI-compatible server (vLLM, SGLang, llama.cpp, OpenAI, ...).
 
-    Requests run ``concurrency`` at a time; connection errors, 429 and 5xx are retried with backoff and
-    raise :class:`ServerError` after ``max_retries`` (the run stops and can be resumed).  Other 4xx answers
-    (e.g. a prompt too long for the server) come back as an ``"<error: ...>"`` text, which fails to parse
-    and is counted as a parse failure, so one bad prompt cannot block a run.  With ``tokenizer`` set, user
-    messages are cut head+tail by :class:`HeadTail` before sending.
+    A thin adapter over the synthesis pipeline's :class:`data_synthesis.judges.http.HTTPJudge` (one HTTP
+    client in the project): ``concurrency`` requests in flight, retries with backoff on timeouts, connection
+    errors, 429 and 5xx, temperature 0.  A request that still fails comes back as ``"<error: reason>"``: it
+    fails to parse, and the runner marks the row so a resumed run asks again.  If *every* request of a call
+    fails, the server is taken to be down and :class:`ServerError` stops the run (resume later).  With
+    ``tokenizer`` set, user messages are cut head+tail by :class:`HeadTail` before sending.
     """
 
     def __init__(self, base_url: str, model: str, *, max_new_tokens: int = 2048, api_key_env: str = "OPENAI_API_KEY",
                  concurrency: int = 8, timeout: float = 600.0, max_retries: int = 5, tokenizer=None,
                  truncation: HeadTail | None = None, extra_body: dict | None = None):
-        import httpx
+        from data_synthesis.judges.http import HTTPJudge
 
-        self.url = base_url.rstrip("/") + "/chat/completions"
-        self.model, self.max_new_tokens, self.concurrency = model, max_new_tokens, max(1, concurrency)
-        self.max_retries, self.extra_body = max_retries, dict(extra_body or {})
-        key = os.environ.get(api_key_env, "")
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self.client = httpx.Client(timeout=timeout, headers=headers)
+        self.judge = HTTPJudge(base_url, model, api_key_env=api_key_env, concurrency=max(1, concurrency),
+                               timeout=timeout, max_retries=max_retries, extra_body=extra_body,
+                               temperature=0.0, top_p=1.0, max_tokens=max_new_tokens)
         self.tok, self.truncation = tokenizer, truncation or HeadTail()
 
     def _fit(self, conv: Conversation) -> Conversation:
@@ -222,33 +221,12 @@ class ServerGenerator:
             out.append(m)
         return out
 
-    def _one(self, conv: Conversation) -> str:
-        import httpx
-
-        body = {"model": self.model, "messages": self._fit(conv), "temperature": 0.0,
-                "max_tokens": self.max_new_tokens, **self.extra_body}
-        delay = 1.0
-        for attempt in range(self.max_retries + 1):
-            try:
-                r = self.client.post(self.url, json=body)
-            except httpx.HTTPError as e:
-                err = f"{type(e).__name__}: {e}"
-            else:
-                if r.status_code == 200:
-                    try:
-                        return r.json()["choices"][0]["message"]["content"] or ""
-                    except (ValueError, KeyError, IndexError, TypeError):
-                        return f"<error: malformed response {r.text[:200]!r}>"
-                if r.status_code != 429 and r.status_code < 500:
-                    return f"<error: HTTP {r.status_code}: {r.text[:200]}>"
-                err = f"HTTP {r.status_code}: {r.text[:200]}"
-            if attempt < self.max_retries:
-                time.sleep(delay)
-                delay = min(delay * 2, 30.0)
-        raise ServerError(f"{self.url}: giving up after {self.max_retries + 1} attempts: {err}")
-
     def generate(self, convs: Sequence[Conversation]) -> list[str]:
-        if self.concurrency == 1 or len(convs) <= 1:
-            return [self._one(c) for c in convs]
-        with ThreadPoolExecutor(self.concurrency) as pool:
-            return list(pool.map(self._one, convs))
+        from data_synthesis.judges.base import JudgeRequest
+
+        reqs = [JudgeRequest(self._fit(c), key=str(i)) for i, c in enumerate(convs)]
+        got = [js[0] for js in self.judge.judge(reqs, n=1)]
+        if got and all(j.text is None for j in got):
+            raise ServerError(f"{self.judge.url}: every request failed (first: {got[0].error}); "
+                              "the run can be resumed once the server answers")
+        return [j.text if j.text is not None else f"{BACKEND_ERROR}{j.error}>" for j in got]

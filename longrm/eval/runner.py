@@ -6,8 +6,9 @@ Layout of an output folder::
     shards/rank{R}.jsonl     per-sample rows appended (and flushed) by rank R as samples finish
     predictions.jsonl        all rows merged by rank 0, in dataset order (written atomically)
 
-Resuming: the ids found in any ``shards/*.jsonl`` are done and skipped, whatever the world size was; a line
-cut short by a kill is ignored (and the file is mended before appending).  Data parallelism: under
+Resuming: the ids found in any ``shards/*.jsonl`` are done and skipped, whatever the world size was, except
+rows the backend failed to answer (``backend_error``); a line cut short by a kill is ignored (and the file is
+mended before appending).  Data parallelism: under
 ``torchrun`` every rank takes every ``world``-th sample (skipping done ones), writes its own shard, meets the others at
 a barrier, and rank 0 merges.  Without ``torch.distributed`` initialised it is a single process.
 """
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from ..config import atomic_write_text
+from .backends import BACKEND_ERROR
 from .protocol import Mode, Plan, decide, decide_scores, plan
 from .samples import EvalSample
 
@@ -94,11 +96,12 @@ def read_rows(path: Path) -> Iterable[dict]:
 
 
 def done_ids(paths: RunPaths) -> set[str]:
-    """Ids already written by any rank of any earlier run into ``paths``."""
+    """Ids already written by any rank of any earlier run into ``paths`` — except rows the backend could not
+    answer (``backend_error``: a server that timed out), which a resumed run asks again."""
     ids: set[str] = set()
     if paths.shards.is_dir():
         for f in sorted(paths.shards.glob("rank*.jsonl")):
-            ids.update(str(r["id"]) for r in read_rows(f))
+            ids.update(str(r["id"]) for r in read_rows(f) if not r.get("backend_error"))
     return ids
 
 
@@ -191,7 +194,13 @@ def evaluate(samples: Sequence[EvalSample], mode: Mode, paths: RunPaths, *,
             for p in group:
                 got = answers[k:k + len(p.requests)]
                 k += len(p.requests)
-                out.write(decide_scores(p, got) if mode == "discriminative" else decide(p, got))
+                if mode == "discriminative":
+                    row = decide_scores(p, got)
+                else:
+                    row = decide(p, got)
+                    if any(isinstance(t, str) and t.startswith(BACKEND_ERROR) for t in got):
+                        row["backend_error"] = True
+                out.write(row)
                 finished += 1
             bar.update(len(group))
     finally:
@@ -202,7 +211,9 @@ def evaluate(samples: Sequence[EvalSample], mode: Mode, paths: RunPaths, *,
 
 
 def merge_shards(paths: RunPaths, samples: Sequence[EvalSample]) -> list[dict]:
-    """All ranks' rows for ``samples`` (latest row per id wins), in dataset order; written to predictions.jsonl.
+    """All ranks' rows for ``samples``, in dataset order; written to predictions.jsonl.
+
+    Per id the last row wins, but an answered row always beats a ``backend_error`` one.
 
     Rows for ids not in ``samples`` (e.g. filtered out this time) stay in the shards but are left out.
     """
@@ -210,7 +221,9 @@ def merge_shards(paths: RunPaths, samples: Sequence[EvalSample]) -> list[dict]:
     if paths.shards.is_dir():
         for f in sorted(paths.shards.glob("rank*.jsonl")):
             for r in read_rows(f):
-                by_id[str(r["id"])] = r
+                old = by_id.get(str(r["id"]))
+                if old is None or old.get("backend_error") or not r.get("backend_error"):
+                    by_id[str(r["id"])] = r
     rows = [by_id[s.id] for s in samples if s.id in by_id]
     atomic_write_text(paths.predictions, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     return rows

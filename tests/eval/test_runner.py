@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from longrm.eval.backends import HeadTail, ServerGenerator
+from longrm.eval.backends import BACKEND_ERROR, HeadTail, ServerError, ServerGenerator
 from longrm.eval.metrics import rank_match_ratio
 from longrm.eval.pipeline import EvalConfig, run_eval
 from longrm.eval.runner import RunPaths, check_signature, done_ids, evaluate, merge_shards
@@ -99,11 +99,26 @@ def test_server_backend_end_to_end_and_compare(tmp_path, fake_judge):
     assert saved["columns"]["PairWise Avg."]["value"] == 1.0
 
 
-def test_server_4xx_is_a_parse_failure_not_a_crash(fake_judge):
+def test_server_down_stops_the_run(fake_judge):
     url, _ = fake_judge
     g = ServerGenerator(url + "/fail", "m", max_retries=0)
-    out = g.generate([[{"role": "user", "content": "x"}]])
-    assert out[0].startswith("<error: HTTP 400")
+    with pytest.raises(ServerError, match="every request failed"):
+        g.generate([[{"role": "user", "content": "x"}]])
+
+
+def test_backend_errors_are_asked_again_on_resume(tmp_path):
+    samples = _samples(4, 0)
+    paths = RunPaths(tmp_path)
+    flaky = lambda convs: [BACKEND_ERROR + "timeout>" if i == 1 else longest_first_verdict(c)  # noqa: E731
+                           for i, c in enumerate(convs)]
+    evaluate(samples, "generative", paths, generate=flaky, requests_per_step=4, progress=False)
+    rows = merge_shards(paths, samples)
+    assert [r.get("backend_error", False) for r in rows] == [False, True, False, False]
+    assert not rows[1]["parse_ok"] and rows[1]["score"] == 0.0
+    gen = Counting()
+    assert evaluate(samples, "generative", paths, generate=gen, progress=False) == 1
+    rows = merge_shards(paths, samples)
+    assert not any(r.get("backend_error") for r in rows) and all(r["score"] == 1.0 for r in rows)
 
 
 def test_head_tail_policy():
