@@ -97,6 +97,7 @@ class OracleConfig(Section):
     noise: float = Field(0.25, ge=0, le=1, description="probability a score is off by 1-2 (pairwise: flipped)")
     fail_rate: float = Field(0.05, ge=0, le=1, description="probability of an unparseable judgement")
     position_bias: float = Field(0.1, ge=0, le=1, description="pairwise: probability of answering [[A]] blindly")
+    delay_s: float = Field(0.0, ge=0, description="simulated latency per judge call (resume tests and demos)")
     seed: int = 0
 
 

@@ -255,6 +255,8 @@ def process_shard(cfg) -> dict:
         res = _Resources(cfg, source)
         (work / "parts").mkdir(exist_ok=True)
         for n, p in enumerate(todo, 1):
+            for stale in (work / "parts").glob(f".{part_name(p)}.*"):  # temp files of a killed run (this shard's)
+                shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
             st = _process_part(cfg, res, source, p, _paths(work, p))
             _say(f"part {p} ({n}/{len(todo)}): kept {st['kept']} of {st['tasks']} tasks from {st['examples']} "
                  f"examples in {st['seconds']:.1f}s; dropped {st['dropped'] or '-'}")

@@ -39,7 +39,8 @@ def build_judge(cfg) -> Judge:
     if cfg.backend == "oracle":
         from .oracle import OracleJudge
         return OracleJudge(name=cfg.name or "oracle", noise=cfg.oracle.noise, fail_rate=cfg.oracle.fail_rate,
-                           position_bias=cfg.oracle.position_bias, seed=cfg.oracle.seed)
+                           position_bias=cfg.oracle.position_bias, seed=cfg.oracle.seed,
+                           delay_s=cfg.oracle.delay_s)
     if cfg.backend == "http":
         from .http import HTTPJudge
         s = cfg.server

@@ -10,6 +10,7 @@ probability ``position_bias`` (so order-consistency filtering has something to c
 from __future__ import annotations
 
 import random
+import time
 
 from .base import Judge, Judgement, JudgeRequest
 
@@ -33,8 +34,9 @@ def _describe(grade: int) -> str:
 
 class OracleJudge(Judge):
     def __init__(self, name: str = "oracle", *, noise: float = 0.25, fail_rate: float = 0.05,
-                 position_bias: float = 0.1, seed: int = 0):
+                 position_bias: float = 0.1, seed: int = 0, delay_s: float = 0.0):
         self.name, self.noise, self.fail_rate, self.position_bias, self.seed = name, noise, fail_rate, position_bias, seed
+        self.delay_s = delay_s
 
     def _one(self, req: JudgeRequest, sample: int) -> Judgement:
         rng = random.Random(f"oracle:{self.seed}:{self.name}:{req.key}:{sample}")
@@ -63,4 +65,6 @@ class OracleJudge(Judge):
                          f"{_describe(worse)}. Therefore Assistant {pick} is better.\n\n[[{pick}]]")
 
     def judge(self, requests: list[JudgeRequest], n: int = 1) -> list[list[Judgement]]:
+        if self.delay_s:
+            time.sleep(self.delay_s)
         return [[self._one(r, s) for s in range(n)] for r in requests]
