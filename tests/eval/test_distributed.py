@@ -37,3 +37,31 @@ def test_two_ranks_split_and_merge(tmp_path, fake_judge):
     assert len(rows) == 11
     m = json.loads((out / "metrics.json").read_text())
     assert m["n_samples"] == 11 and m["columns"]["PairWise Avg."]["value"] == 1.0
+
+
+@pytest.mark.slow
+def test_slurm_eval_script(tmp_path, fake_judge):
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from slurm_harness import LocalSlurm
+
+    if not LocalSlurm.available():
+        pytest.skip("no local SLURM (scripts/test.sh installs it when run as root)")
+    url, _ = fake_judge
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "sl"
+    cfg = {"model": {"name_or_path": "judge-x"},
+           "data": {"path": "synthetic", "synthetic_pairwise": 4, "synthetic_best_of_n": 2},
+           "judge": {"backend": "server", "max_new_tokens": 32},
+           "server": {"base_url": url, "max_retries": 0}, "output": {"progress": False}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    with LocalSlurm(tmp_path / "slurm") as slurm:
+        res = slurm.sbatch_wait([f"--output={tmp_path}/job.out", "--cpus-per-task=1",
+                                 str(root / "slurm" / "eval.sbatch"), str(tmp_path / "c.yaml"),
+                                 "--output.dir", str(out)],
+                                env={"LONGRM_ROOT": str(root), "NPROC": "1"}, timeout=600)
+        log = (tmp_path / "job.out").read_text() if (tmp_path / "job.out").exists() else ""
+        assert res.returncode == 0, res.stdout + res.stderr + log[-4000:]
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["n_samples"] == 6 and m["columns"]["PairWise Avg."]["value"] == 1.0
