@@ -14,12 +14,15 @@ Three modes:
 - ``discriminative`` — a reward model scores ``prompt_template + [assistant: candidate]`` per candidate and
   candidates are ranked by reward (ties counting as wrong).
 
+Outputs are parsed after dropping closed ``<think>…</think>`` blocks (the raw text is kept as is).
+
 A sample's per-sample output row holds ``prediction`` (original indices, best first, or ``None``), ``raw``
 (the judge's text per request), ``scores`` (per original candidate, score-based modes), ``order`` (display
 order), ``score`` (its rank match ratio) and ``parse_ok``.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -28,11 +31,19 @@ from ..judging.prompts import best_of_n_messages, pairwise_messages, pointwise_m
 from .metrics import rank_match_from_scores, rank_match_ratio, ranking_from_scores
 from .samples import EvalSample, task_prompt
 
-__all__ = ["Mode", "Plan", "plan", "decide", "decide_scores", "POINTWISE_DEFAULT_QUESTION"]
+__all__ = ["Mode", "Plan", "plan", "decide", "decide_scores", "verdict_text", "POINTWISE_DEFAULT_QUESTION"]
 
 Mode = Literal["generative", "pointwise", "discriminative"]
 
 POINTWISE_DEFAULT_QUESTION = "Respond to the request at the end of the context."
+
+_THINK_RE = re.compile(r"<think>.*?</think>", re.S | re.I)
+
+
+def verdict_text(text: str) -> str:
+    """The part of a judge's output to parse: closed ``<think>…</think>`` blocks (reasoning models such as
+    Qwen3) are dropped, so a verdict weighed while thinking is not taken for the final one."""
+    return _THINK_RE.sub("", text) if isinstance(text, str) else text
 
 
 @dataclass
@@ -78,7 +89,7 @@ def decide(p: Plan, outputs: list[str]) -> dict:
         raise ValueError(f"{p.sample.id}: {len(outputs)} outputs for {len(p.requests)} requests")
     n = p.sample.n
     if p.mode == "generative":
-        text = outputs[0]
+        text = verdict_text(outputs[0])
         if p.sample.tasktype == "PairWise":
             r = parse_pairwise(text)
             shown = None if not r.ok else ([0, 1] if r.value == "A" else [1, 0])
@@ -88,7 +99,7 @@ def decide(p: Plan, outputs: list[str]) -> dict:
         pred = None if shown is None else [p.order[d] for d in shown]
         return _row(p, pred, rank_match_ratio(pred, n), r.ok, list(outputs), None, r.error)
     if p.mode == "pointwise":
-        parsed = [parse_pointwise(t) for t in outputs]
+        parsed = [parse_pointwise(verdict_text(t)) for t in outputs]
         scores: list[float | None] = [float(r.value) if r.ok else None for r in parsed]
         errors = [f"candidate {i}: {r.error}" for i, r in enumerate(parsed) if not r.ok]
         ok = not errors

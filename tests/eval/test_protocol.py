@@ -83,3 +83,12 @@ def test_pointwise_and_scores():
     d = plan(s, "discriminative")
     assert d.requests[2][-1] == {"role": "assistant", "content": "answer number 2"}
     assert decide_scores(d, [0.5, 0.1, -2.0])["score"] == 1.0
+
+
+def test_thinking_is_not_the_verdict():
+    s = _sample(2)
+    p = plan(s, "generative")
+    right = "[[A]]" if p.order[0] == 0 else "[[B]]"
+    wrong = "[[B]]" if right == "[[A]]" else "[[A]]"
+    row = decide(p, [f"<think>maybe {wrong}? no.</think>\nFinal: {right}"])
+    assert row["parse_ok"] and row["score"] == 1.0 and row["raw"][0].startswith("<think>")
