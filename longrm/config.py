@@ -88,6 +88,7 @@ class TrainConfig(Section):
     save_every: int = Field(0, ge=0, description="checkpoint every N optimizer steps (0: only at the end)")
     keep_checkpoints: int = Field(2, ge=1, description="resume checkpoints kept on disk")
     log_every: int = Field(1, ge=1)
+    eval_every: int = Field(0, ge=0, description="run the stage's held-out evaluation every N steps (0: only at the end)")
     wandb: bool = Field(False, description="also log to Weights & Biases when installed")
     push_checkpoints: bool = Field(False, description="push each saved HF folder to hub_repo in the background")
     hub_repo: str | None = None

@@ -175,7 +175,7 @@ def bradley_terry(chosen_rewards: Tensor, reject_rewards: Tensor, reject_mask: T
 
 
 def judgement_nll_from_hidden(hidden: Tensor, lm_head_weight: Tensor, targets: Tensor, *, use_liger: bool = False,
-                              chunk_size: int = 1024, ignore_index: int = -100) -> Tensor:
+                              chunk_size: int = 1024, ignore_index: int = -100, reduction: str = "mean") -> Tensor:
     """Mean judgement-token NLL from final hidden states (the SFT loss with the LM head folded in).
 
         L = −(1/|J|)·Σ_{t∈J} log softmax(W·h_t)[j_t]
@@ -183,7 +183,7 @@ def judgement_nll_from_hidden(hidden: Tensor, lm_head_weight: Tensor, targets: T
     ``hidden [T, H]``, ``lm_head_weight [V, H]``, ``targets [T]`` (``ignore_index`` where no loss).  The torch
     path runs the LM head in chunks of ``chunk_size`` positions (fp32 log-softmax, never a [T, vocab] tensor
     beyond one chunk).  ``use_liger`` selects liger's fused linear cross-entropy, which is a Triton kernel: it
-    needs CUDA and is refused on CPU.
+    needs CUDA and is refused on CPU.  ``reduction="sum"`` returns the summed NLL (for SP partial sums).
     """
     keep = targets != ignore_index
     h = hidden[keep]
@@ -196,9 +196,9 @@ def judgement_nll_from_hidden(hidden: Tensor, lm_head_weight: Tensor, targets: T
         # CUDA-only path (Triton); CPU CI compares the torch path with liger's chunked loss instead.
         from liger_kernel.transformers import LigerFusedLinearCrossEntropyLoss
 
-        return LigerFusedLinearCrossEntropyLoss(reduction="mean")(lm_head_weight, h, t)
+        return LigerFusedLinearCrossEntropyLoss(reduction=reduction)(lm_head_weight, h, t)
     total = h.new_zeros((), dtype=torch.float32)
     for s in range(0, t.numel(), chunk_size):
         logits = (h[s:s + chunk_size] @ lm_head_weight.t()).float()
         total = total + F.cross_entropy(logits, t[s:s + chunk_size], reduction="sum")
-    return total / t.numel()
+    return total if reduction == "sum" else total / t.numel()

@@ -1,0 +1,27 @@
+from longrm.engine.sampler import DPSampler
+import pytest
+
+
+def test_sp_ranks_share_dp_ranks_split():
+    n = 23
+    shards = []
+    for d in range(2):
+        s = DPSampler(n, dp_size=2, dp_rank=d, micro_batch_size=3, accumulation=2, seed=7)
+        shards.append([i for _, b in s.micro_batches(0) for i in b])
+    assert s.steps_per_epoch == 23 // 12 and len(shards[0]) == len(shards[1]) == 6
+    assert not set(shards[0]) & set(shards[1])
+    # an SP partner has the same dp_rank, so the same construction -> the same examples
+    again = DPSampler(n, 2, 0, 3, 2, seed=7)
+    assert [i for _, b in again.micro_batches(0) for i in b] == shards[0]
+
+
+def test_epochs_differ_and_resume_position():
+    s = DPSampler(40, 1, 0, 2, 1, seed=0)
+    e0 = list(s.micro_batches(0))
+    assert [b for _, b in s.micro_batches(0, start=5)] == [b for _, b in e0[5:]]
+    assert [b for _, b in s.micro_batches(1)] != [b for _, b in e0]
+
+
+def test_too_small_dataset_is_explained():
+    with pytest.raises(ValueError, match="fewer than one optimizer step"):
+        DPSampler(3, 2, 0, 2, 1)
