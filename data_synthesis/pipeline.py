@@ -135,7 +135,7 @@ def _empty_stats() -> dict:
             "conf_patterns": {}, "agreement_sum": 0.0, "voted_tasks": 0, "unanimous": 0, "vote_failures": {},
             "per_voter": {}, "pairwise_votes": {"consistent": 0, "order_inconsistent": 0},
             "gold": {"pointwise_n": 0, "pointwise_abs_err": 0.0, "pairwise_n": 0, "pairwise_correct": 0},
-            "seconds": 0.0}
+            "length_check": {"checked": 0, "abs_err_sum": 0, "over_tolerance": 0}, "seconds": 0.0}
 
 
 def _add(dst: dict, key: str, n: int | float = 1) -> None:
@@ -175,6 +175,8 @@ def _process_part(cfg, res: _Resources, source, p: int, paths: dict[str, Path]) 
             _add(stats["dropped"], reason, n)
             dropped_lines.append({"id": ex.id, "reason": reason, "count": n})
     stats["tasks"] = len(tasks)
+    stats["length_check"] = dict(res.builder.length_check)
+    res.builder.length_check = {k: 0 for k in res.builder.length_check}
     judged = _judge_all(res, tasks)
     vcfg, tcfg = cfg.vote, cfg.tasks
     k = len(res.voters)
@@ -310,6 +312,10 @@ def build_report(total: dict, num_votes: int) -> dict:
                                        for n, v in sorted(total["per_voter"].items())},
             "pairwise_order_consistency": round(pv["consistent"] / max(1, pv["consistent"] + pv["order_inconsistent"]), 4),
         },
+        "length_check": {"checked": total["length_check"]["checked"],
+                         "mean_abs_err_tokens": round(total["length_check"]["abs_err_sum"]
+                                                      / max(1, total["length_check"]["checked"]), 2),
+                         "over_tolerance": total["length_check"]["over_tolerance"]},
         "seconds": round(total["seconds"], 1),
     }
     if g["pointwise_n"] or g["pairwise_n"]:

@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import logging
 import random
 from collections import Counter
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ from .judges.base import Judgement, JudgeRequest
 from .sources import SourceExample
 
 __all__ = ["Task", "TaskBuilder", "prompt_counter", "task_votes"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -71,6 +74,8 @@ class TaskBuilder:
         ex = cfg.expand
         if ex.enabled and (tokenizer is None or expander is None):
             raise ValueError("expansion needs a tokenizer and an expander")
+        self.built, self.force_exact = 0, False
+        self.length_check = {"checked": 0, "abs_err_sum": 0, "over_tolerance": 0}
         self.buckets = list(ex.buckets)
         self.weights = list(ex.bucket_weights) if ex.bucket_weights else [1.0] * len(self.buckets)
 
@@ -93,19 +98,33 @@ class TaskBuilder:
         overhead = self.count(render("x", tag)) - 1
         budget = target - overhead
         state = rng.getstate()
+        self.built += 1
+        exact = cfg.count == "exact" or self.force_exact
+        check = not exact and cfg.verify_every and self.built % cfg.verify_every == 1 % cfg.verify_every
         for attempt in range(2):
             rng.setstate(state)
             exp = self.expander.expand(ex.context, budget, rng, exclude_owner=ex.id, tag=tag)
             prompt = render(exp.context, tag)
-            n = self.count(prompt) if cfg.count == "exact" else overhead + exp.context_tokens
-            if abs(n - target) <= cfg.tolerance * target or cfg.count != "exact":
+            n = overhead + exp.context_tokens
+            if check and attempt == 0:
+                true_n = self.count(prompt)
+                self.length_check["checked"] += 1
+                self.length_check["abs_err_sum"] += abs(true_n - n)
+                if abs(true_n - n) > cfg.tolerance * target:
+                    self.length_check["over_tolerance"] += 1
+                    self.force_exact = exact = True
+                    log.warning("incremental token counts miss by %d tokens with this tokenizer: counting every "
+                                "prompt exactly from now on", true_n - n)
+            if exact:
+                n = self.count(prompt)
+            if abs(n - target) <= cfg.tolerance * target or not exact:
                 break
             budget += target - n  # boundary effects of an unusual tokenizer: correct once
         user = prompt[-1]["content"]
         pos = user.index(exp.context) + exp.insert_char  # insert_char is recorded in the user message
         assert user[pos:pos + len(exp.block)] == exp.block, "critical block not at its recorded position"
         meta = {"length_bucket": length_bucket(n), "target_bucket": bucket, "target_tokens": target,
-                "prompt_tokens": n, "prompt_ctx_length": n, "token_count": cfg.count,
+                "prompt_tokens": n, "prompt_ctx_length": n, "token_count": "exact" if exact else "incremental",
                 "length_ok": abs(n - target) <= cfg.tolerance * target,
                 "insert_index": exp.insert_index, "insert_char": pos, "insert_token": exp.insert_token,
                 "insert_frac": round(exp.insert_frac, 4), "tag": tag, "num_docs": exp.num_docs}

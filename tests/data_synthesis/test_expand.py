@@ -65,11 +65,12 @@ def test_long_documents_are_chunked(tiny_tokenizer):
     assert len(pool) > 5 and max(pool.lens) <= 256
 
 
-@pytest.mark.parametrize("kind", ["pointwise", "pairwise"])
-def test_task_prompts_hit_bucket_targets(tiny_tokenizer, kind):
+@pytest.mark.parametrize("kind,mode", [("pointwise", "incremental"), ("pairwise", "incremental"),
+                                        ("pointwise", "exact")])
+def test_task_prompts_hit_bucket_targets(tiny_tokenizer, kind, mode):
     cfg = SynthesizeConfig.model_validate({
         "source": {"synthetic": {"num_examples": 3}},
-        "expand": {"buckets": ["4k", "8k", "16k"], "reserve_tokens": 300},
+        "expand": {"buckets": ["4k", "8k", "16k"], "reserve_tokens": 300, "count": mode, "verify_every": 2},
         "tasks": {"pairwise_fraction": 1.0 if kind == "pairwise" else 0.0}})
     pool = DistractorPool(distractor_documents(120), tiny_tokenizer)
     builder = TaskBuilder(cfg, tiny_tokenizer, Expander(pool))
@@ -82,7 +83,8 @@ def test_task_prompts_hit_bucket_targets(tiny_tokenizer, kind):
             assert t.kind == kind
             m = t.meta
             n = count(t.prompt)
-            assert n == m["prompt_tokens"]
+            assert m["token_count"] == mode
+            assert abs(n - m["prompt_tokens"]) <= (0 if mode == "exact" else 2)
             assert abs(n - m["target_tokens"]) <= 0.01 * m["target_tokens"]
             assert m["length_bucket"] == m["target_bucket"]
             user = t.prompt[-1]["content"]
@@ -94,3 +96,5 @@ def test_task_prompts_hit_bucket_targets(tiny_tokenizer, kind):
                 assert f"<{m['tag']}>" in t.prompt[0]["content"]   # the system prompt names the tag
             seen += 1
     assert seen
+    if mode == "incremental":
+        assert builder.length_check["checked"] >= seen // 2 and builder.length_check["over_tolerance"] == 0
