@@ -228,15 +228,28 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
-def describe_config(cls: type[BaseModel], prefix: str = "") -> list[tuple[str, str, str, str]]:
-    """Flatten a config class into rows ``(dotted key, type, default, description)`` for ``--help``."""
+def describe_config(cls: type[BaseModel], prefix: str = "", instance: BaseModel | None = None
+                    ) -> list[tuple[str, str, str, str]]:
+    """Flatten a config class into rows ``(dotted key, type, default, description)`` for ``--help``.
+
+    Defaults are read from a default-constructed instance, so a stage that overrides a shared section's
+    default (``Field(default_factory=lambda: ModelConfig(dtype="float32"))``) shows its own value.
+    """
+    if instance is None:
+        try:
+            instance = cls()
+        except ValidationError:  # a section with required keys: fall back to the field defaults
+            instance = None
     rows = []
     for name, field in cls.model_fields.items():
         key = f"{prefix}{name}"
         ann = field.annotation
+        value = getattr(instance, name) if instance is not None else field.get_default(call_default_factory=True)
         if isinstance(ann, type) and issubclass(ann, BaseModel):
-            rows.extend(describe_config(ann, key + "."))
+            rows.extend(describe_config(ann, key + ".", value if isinstance(value, BaseModel) else None))
             continue
-        default = field.get_default(call_default_factory=True)
-        rows.append((key, _type_name(ann), repr(default), field.description or ""))
+        shown = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+        if isinstance(shown, list) and shown and isinstance(shown[0], BaseModel):
+            shown = [v.model_dump(mode="json") for v in shown]
+        rows.append((key, _type_name(ann), repr(shown), field.description or ""))
     return rows

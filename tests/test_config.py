@@ -80,3 +80,21 @@ def test_cli_help_lists_stages():
     bad = subprocess.run([sys.executable, "-m", "longrm", "no-such-stage"], capture_output=True, text=True,
                          timeout=120)
     assert bad.returncode == 2 and "unknown stage" in bad.stderr
+
+
+def test_describe_shows_the_stage_default_not_the_section_default():
+    class Stage(Section):
+        model: ModelConfig = Field(default_factory=lambda: ModelConfig(dtype="float32", gradient_checkpointing=False))
+
+    rows = {r[0]: r[2] for r in describe_config(Stage)}
+    assert rows["model.dtype"] == "'float32'" and rows["model.gradient_checkpointing"] == "False"
+
+
+def test_every_stage_help_lists_its_keys():
+    from longrm.cli import _stage_help, discover_stages
+
+    stages = discover_stages()
+    assert {"push", "pipeline"} <= set(stages)
+    for name, mod in stages.items():
+        text = _stage_help(name, mod)
+        assert f"longrm {name}" in text and "config keys" in text and " = " in text

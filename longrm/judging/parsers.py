@@ -1,7 +1,7 @@
 """Parsers for judge outputs (REFERENCE §1.1).  They never raise on garbage: they return :class:`Parsed`.
 
 - pointwise: the last ``[Score: N]`` with an integer N in ``[lo, hi]`` (default 0–10);
-- pairwise: ``[[A]]`` / ``[[B]]``; both or neither present → failure (the benchmark scores a miss as 0);
+- pairwise: ``[[A]]`` / ``[[B]]`` (``[[A]]`` checked first, as the benchmark does); none → failure (scored 0);
 - best-of-N: ``[[A>B>C]]`` (after stripping ``assistant``, ``:`` and spaces), a permutation of the labels.
 """
 from __future__ import annotations
@@ -48,12 +48,17 @@ def parse_pointwise(text: object, lo: int = 0, hi: int = 10) -> Parsed[int]:
     return Parsed(True, int(val))
 
 
-def parse_pairwise(text: object) -> Parsed[str]:
-    """``"… [[A]]"`` → ``Parsed(True, "A")``; ``[[B]]`` → ``"B"``; both or neither → failure."""
+def parse_pairwise(text: object, strict: bool = False) -> Parsed[str]:
+    """``"… [[A]]"`` → ``Parsed(True, "A")``; ``[[B]]`` → ``"B"``; neither → failure.
+
+    An output holding both verdicts counts as ``A`` by default, exactly as Long-RewardBench scores it (it checks
+    the substring ``[[A]]`` first, REFERENCE §1.1); ``strict=True`` makes it a failure instead (what label
+    synthesis wants: an ambiguous verdict is no verdict).
+    """
     if not isinstance(text, str):
         return Parsed.fail("not a string")
     has_a, has_b = "[[A]]" in text, "[[B]]" in text
-    if has_a and has_b:
+    if has_a and has_b and strict:
         return Parsed.fail("both [[A]] and [[B]]")
     if has_a:
         return Parsed(True, "A")
