@@ -71,7 +71,7 @@ class MetricsLogger:
             show = {k: f"{m[k]:.4g}" for k in ("loss", "accuracy", "lr") if k in m}
             self.bar.set_postfix(show, refresh=False)
         elif self.bar is not None:
-            self.bar.write(f"step {step} {prefix}: " + " ".join(f"{k}={v:.4g}" for k, v in m.items()))
+            self.bar.write(file=sys.stderr, s=f"step {step} {prefix}: " + " ".join(f"{k}={v:.4g}" for k, v in m.items()))
 
     def advance(self, n: int = 1) -> None:
         if self.bar is not None:
@@ -81,7 +81,7 @@ class MetricsLogger:
         if not self.enabled:
             return
         if self.bar is not None:
-            self.bar.write(text)
+            self.bar.write(text, file=sys.stderr)
         else:
             print(text, file=sys.stderr)
 
