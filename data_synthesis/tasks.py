@@ -229,7 +229,7 @@ def task_votes(task: Task, judgements: list[list[Judgement]], lo: int = 0, hi: i
         if first.text is None or second.text is None:
             values.append(-1), fails.append("judge_error")
             continue
-        p1, p2 = parse_pairwise(first.text), parse_pairwise(second.text)
+        p1, p2 = parse_pairwise(first.text, strict=True), parse_pairwise(second.text, strict=True)  # ambiguous = no vote
         if not (p1.ok and p2.ok):
             values.append(-1), fails.append("parse_failure")
             continue

@@ -58,3 +58,18 @@ def test_threshold_configurable():
 def test_pairwise_values():
     r = vote([0, 1, 0])
     assert r.ok and r.winner == 0 and r.rejects[0] == 1
+
+
+def test_pairwise_votes_need_both_orders_and_unambiguous_verdicts():
+    from data_synthesis.judges.base import Judgement
+    from data_synthesis.sources import SourceExample
+    from data_synthesis.tasks import Task, task_votes
+
+    task = Task("t", "pairwise", SourceExample("e", "q", "c", ["a", "b"]), [0, 1], [], [])
+    J = Judgement
+    ab = [J("x [[A]]"), J("x [[A]]"), J("x [[B]]"), J("[[A]] or [[B]]"), J(None, "HTTP 503"), J("no verdict")]
+    ba = [J("x [[B]]"), J("x [[A]]"), J("x [[A]]"), J("x [[B]]"), J("x [[B]]"), J("x [[B]]")]
+    values, fails, texts = task_votes(task, [ab, ba])
+    assert values == [0, -1, 1, -1, -1, -1]
+    assert fails == [None, "order_inconsistent", None, "parse_failure", "judge_error", "parse_failure"]
+    assert texts[0] == "x [[A]]" and texts[4] is None
