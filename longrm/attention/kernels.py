@@ -153,14 +153,17 @@ class _TorchLayoutAttention(torch.autograd.Function):
         par = plan.par
         hq, hkv = q.shape[1], k.shape[1]
         g = hq // hkv
-        dq = torch.zeros(q.shape, dtype=torch.float32, device=q.device)
+        # the causal pieces come first and partition the local query rows (and, without SP, the key rows):
+        # they initialise the accumulators, so no zero-fill is needed there
+        dq = torch.empty(q.shape, dtype=torch.float32, device=q.device)
         dk = torch.empty_like(k)
         dv = torch.empty_like(v)
+        new_buf = torch.empty if par.sp_size == 1 else torch.zeros
         for h0, h1 in _head_chunks(hkv, plan.head_stride):
             kh = gather_seq(k[:, h0:h1], par.sp_group, par.sp_size)
             vh = gather_seq(v[:, h0:h1], par.sp_group, par.sp_size)
-            dkh = torch.zeros(kh.shape, dtype=torch.float32, device=k.device)
-            dvh = torch.zeros(vh.shape, dtype=torch.float32, device=v.device)
+            dkh = new_buf(kh.shape, dtype=torch.float32, device=k.device)
+            dvh = new_buf(vh.shape, dtype=torch.float32, device=v.device)
             qs = slice(h0 * g, h1 * g)
             for p in plan.pieces:
                 rq, rk = slice(p.q0, p.q1), slice(p.k0, p.k1)
@@ -168,9 +171,16 @@ class _TorchLayoutAttention(torch.autograd.Function):
                     dout[:, qs, rq], q[:, qs, rq], kh[:, :, rk], vh[:, :, rk], out[:, qs, rq], lse[:, qs, rq],
                     p.causal, scale, plan.math,
                 )
-                dq[:, qs, rq] += dq_p
-                dkh[:, :, rk] += dk_p
-                dvh[:, :, rk] += dv_p
+                if p.causal:
+                    dq[:, qs, rq] = dq_p
+                else:
+                    dq[:, qs, rq] += dq_p
+                if p.causal and par.sp_size == 1:
+                    dkh[:, :, rk] = dk_p
+                    dvh[:, :, rk] = dv_p
+                else:
+                    dkh[:, :, rk] += dk_p
+                    dvh[:, :, rk] += dv_p
             dk[:, h0:h1] = reduce_scatter_seq(dkh, par.sp_group, par.sp_size)
             dv[:, h0:h1] = reduce_scatter_seq(dvh, par.sp_group, par.sp_size)
         return dq.to(q.dtype), dk, dv, None, None

@@ -103,7 +103,7 @@ class _TargetLogprob(torch.autograd.Function):
             hc, tc, gc = h[s : s + ctx.chunk], targets[s : s + ctx.chunk], g[s : s + ctx.chunk].float()
             logits = F.linear(hc, weight, bias).float()
             # d lp / d logits = onehot(target) − softmax(logits)
-            dlog = torch.exp(logits - lse[s : s + ctx.chunk, None]).mul_(-gc[:, None])
+            dlog = logits.sub_(lse[s : s + ctx.chunk, None]).exp_().mul_(-gc[:, None])  # in place: one chunk x V buffer
             dlog[torch.arange(hc.shape[0], device=h.device), tc] += gc
             if need_h:
                 dh[s : s + ctx.chunk] = (dlog.to(weight.dtype) @ weight).to(h.dtype)
@@ -121,8 +121,8 @@ def target_logprobs(hidden: torch.Tensor, lm_head: torch.nn.Linear, targets: tor
     time, in the forward and (recomputed) in the backward, so peak memory is O(chunk_size x vocab), not
     O(T x vocab). Exact gradients for ``hidden``, ``W`` and ``b`` (tied embeddings included).
     """
-    if hidden.shape[0] == 0:
-        return hidden.new_zeros(0, dtype=torch.float32) + 0.0 * lm_head.weight.sum()
+    if hidden.shape[0] == 0:  # stay connected to hidden and the head so backward still runs through them
+        return hidden.sum(-1).float() + 0.0 * lm_head.weight.sum()
     return _TargetLogprob.apply(hidden, lm_head.weight, lm_head.bias, targets, max(1, chunk_size))
 
 
@@ -154,7 +154,17 @@ def branch_logprobs(model, batch: LayoutBatch, par: ParallelContext, chunk_size:
     part = torch.zeros(n, dtype=torch.float32, device=lp.device).index_add(0, b.target_branch[0, lo:hi][sel], lp)
     tb = b.target_branch[0]
     counts = torch.bincount(tb[tb >= 0], minlength=n)
-    return all_reduce_sum(part, par.sp_group), counts
+    return all_reduce_sum(part + _keep_graph(hidden), par.sp_group), counts
+
+
+def _keep_graph(hidden: torch.Tensor) -> torch.Tensor:
+    """A zero that depends on every local hidden state.
+
+    Under SP a rank whose slice holds no target (e.g. only context) must still run the backward of all its
+    layers: its attention backward reduce-scatters dK/dV for the *other* ranks' queries (a collective), so
+    skipping it would deadlock the group and drop those gradients.
+    """
+    return 0.0 * hidden[:, :1].sum().float()
 
 
 def branch_rewards(model, batch: LayoutBatch, par: ParallelContext) -> torch.Tensor:
@@ -172,6 +182,5 @@ def branch_rewards(model, batch: LayoutBatch, par: ParallelContext) -> torch.Ten
     mine = torch.nonzero((last >= lo) & (last < hi)).squeeze(1)
     s = head(hidden.index_select(0, last.index_select(0, mine) - lo)).float()[:, 0]
     part = torch.zeros(batch.num_branches, dtype=torch.float32, device=hidden.device).index_add(0, mine, s)
-    if mine.numel() == 0:  # keep every parameter in the graph so all ranks run the same backward collectives
-        part = part + 0.0 * head.weight.sum()
+    part = part + _keep_graph(hidden) + 0.0 * head.weight.sum()  # same backward collectives on every rank
     return all_reduce_sum(part, par.sp_group)

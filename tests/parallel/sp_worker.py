@@ -7,6 +7,7 @@ reference. Rank 0 writes {case: {...}} as JSON to argv[1].
 
 from __future__ import annotations
 
+import datetime
 import json
 import sys
 from pathlib import Path
@@ -29,6 +30,8 @@ def batch_for(case: str):
         exs = [shared_context_example([], [rand_ids(g, n)]) for n in (13, 7, 21)]
         exs.append(shared_context_example(rand_ids(g, 10), [rand_ids(g, 6)]))
         return pack(exs)
+    if case.endswith("ctxonly"):  # one long context: rank 0's slice holds no target and no last token
+        return pack([shared_context_example(rand_ids(g, 71), [rand_ids(g, 6), rand_ids(g, 3), rand_ids(g, 5)])])
     # shared context, V = 2 rejects; the first context straddles the SP cut
     exs = [
         shared_context_example(rand_ids(g, 37), [rand_ids(g, 6), rand_ids(g, 9), rand_ids(g, 4)]),
@@ -41,7 +44,7 @@ def loss_of(case, model, batch, par):
     if case == "packed":
         lp, cnt = branch_logprobs(model, batch, par, chunk_size=8)
         return -lp.sum() / cnt.sum()
-    if case == "logo":
+    if case.startswith("logo"):
         lp, cnt = branch_logprobs(model, batch, par, chunk_size=8)
         return logo_loss(lp, cnt, batch.branch_example, batch.branch_rank)
     r = branch_rewards(model, batch, par)  # Bradley-Terry with rejects averaged (REFERENCE §1.6)
@@ -60,13 +63,15 @@ CASES = [  # (name, loss case, arch, checkpointing, head_stride)
     ("logo-qwen2", "logo", "qwen2", None, 0),
     ("disrm-llama", "disrm", "llama", None, 0),
     ("disrm-qwen2-ckpt", "disrm", "qwen2", "reentrant", 1),
+    ("logo-llama-rank0-context-only", "logo-ctxonly", "llama", None, 0),
+    ("disrm-llama-rank0-context-only", "disrm-ctxonly", "llama", "non-reentrant", 0),
 ]
 
 
 def main():
     out_path = sys.argv[1]
     only = sys.argv[2].split(",") if len(sys.argv) > 2 else None
-    dist.init_process_group("gloo")
+    dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=180))  # a deadlock fails fast
     torch.set_num_threads(1)
     par = ParallelContext.from_world(sp_size=2)
     single = ParallelContext.single()
@@ -74,7 +79,7 @@ def main():
     for name, case, arch, ckpt, stride in CASES:
         if only and name not in only:
             continue
-        model = tiny_model(arch, kind="reward" if case == "disrm" else "causal", seed=0)
+        model = tiny_model(arch, kind="reward" if case.startswith("disrm") else "causal", seed=0)
         model.train()
         if ckpt:
             model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": ckpt == "reentrant"})
