@@ -161,6 +161,8 @@ class Trainer:
 
         last: dict = {}
         eval_metrics: dict = {}
+        if self.eval_fn is not None and resumed is None:
+            eval_metrics = self._evaluate(engine, logger, 0)  # the starting point
         saved_at = step if resumed else -1
         engine.train()
         epoch, micro = state["epoch"], state["micro"]
