@@ -1,0 +1,119 @@
+"""Benchmark: sequence parallelism SP=2 vs SP=1 — per-rank peak memory of one shared-context LOGO step.
+
+Tiny Qwen2-shaped model (hidden 128, 2 layers, vocab 32000, fp32); 1 chosen + 2 rejects of 256 tokens in the
+shared-context layout with judgement-only log-probs; contexts of 4K / 8K / 16K. SP=1 runs as one process
+(2 threads), SP=2 as two gloo processes launched with ``torch.distributed.run`` (1 thread each), each in its
+own subprocess (same environment). Memory is each rank's peak RSS (max over ranks), also reported above the
+RSS after model + optimizer construction. Prints one JSON object on its last line.
+
+    python benchmarks/sequence_parallel.py [--quick] [--contexts 4096 8192 16384]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+
+
+def child(context: int, steps: int, sp: int) -> dict | None:
+    import torch
+    import torch.distributed as dist
+
+    from _bench_common import CHUNK, build_model, logo_from_means, make_data, optimizer_step, peak_rss_gib, rss_gib, time_steps
+    from longrm.data.layout import pack, shared_context_example
+    from longrm.modeling import branch_logprobs, prepare_model
+    from longrm.parallel.context import ParallelContext
+
+    if sp > 1:
+        dist.init_process_group("gloo")
+    par = ParallelContext.from_world(sp_size=sp)
+    model = build_model()
+    model.train()
+    prepare_model(model, par, "torch")
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-6)
+    ctx, js = make_data(context)
+    batch = pack([shared_context_example(ctx, js)])
+
+    def step():
+        lp, cnt = branch_logprobs(model, batch, par, chunk_size=CHUNK)
+        optimizer_step(model, opt, logo_from_means(lp / cnt))
+
+    base = rss_gib()
+    timing = time_steps(step, steps)
+    res = {"rank": par.rank, **timing, "peak_gib": peak_rss_gib(), "base_gib": base}
+    res["above_base_gib"] = res["peak_gib"] - base
+    if sp == 1:
+        return {"sp": 1, "context": context, "per_rank": [res]}
+    allres = [None] * dist.get_world_size()
+    dist.all_gather_object(allres, res)
+    dist.destroy_process_group()
+    if par.rank == 0:
+        return {"sp": sp, "context": context, "per_rank": allres}
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run(context: int, steps: int, sp: int) -> dict:
+    from _bench_common import last_json_line
+
+    me = os.path.abspath(__file__)
+    args = ["--child", "--contexts", str(context), "--steps", str(steps), "--sp", str(sp)]
+    env = dict(os.environ)
+    if sp == 1:
+        cmd = [sys.executable, me, *args]
+    else:
+        env["OMP_NUM_THREADS"] = "1"
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(sp), "--master_addr",
+               "127.0.0.1", "--master_port", str(_free_port()), me, *args]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3600)
+    if proc.returncode != 0:
+        return {"sp": sp, "context": context, "error": (proc.stderr or proc.stdout)[-800:]}
+    out = last_json_line(proc.stdout)
+    pr = out["per_rank"]
+    out["peak_gib"] = max(r["peak_gib"] for r in pr)
+    out["above_base_gib"] = max(r["above_base_gib"] for r in pr)
+    out["step_s"] = max(r["step_s"] for r in pr)
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="one 2K context, two measured steps")
+    ap.add_argument("--contexts", type=int, nargs="+", default=[4096, 8192, 16384])
+    ap.add_argument("--steps", type=int, default=2)
+    ap.add_argument("--sp", type=int, default=2)
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    if args.child:
+        res = child(args.contexts[0], args.steps, args.sp)
+        if res is not None:
+            print(json.dumps(res), flush=True)
+        return
+    contexts, steps = ([2048], 2) if args.quick else (args.contexts, args.steps)
+    rows = []
+    for c in contexts:
+        one, two = run(c, steps, 1), run(c, steps, args.sp)
+        print(f"# {c}: sp1 {one}\n# {c}: sp{args.sp} {two}", file=sys.stderr, flush=True)
+        row = {"context": c, "sp1": one, f"sp{args.sp}": two}
+        if "peak_gib" in one and "peak_gib" in two:
+            row["ratio"] = {
+                "per_rank_peak_mem": two["peak_gib"] / one["peak_gib"],
+                "per_rank_mem_above_base": two["above_base_gib"] / one["above_base_gib"],
+                "step_time": two["step_s"] / one["step_s"],
+            }
+        rows.append(row)
+    print(json.dumps({"benchmark": "sequence_parallel", "sp": args.sp, "steps": steps, "rows": rows}))
+
+
+if __name__ == "__main__":
+    main()
