@@ -28,12 +28,17 @@ def test_stages_from_the_cli(tmp_path, tiny_model_dir, official_fixtures):
                    "--train.micro_batch_size", "1", "--train.save_every", "0"]],
         ["align", TINY + ["--train.output_dir", str(dpo_dir), "--train.max_steps", "3", "--align.loss", "dpo",
                           "--data.eval_path", "synthetic:n=8,words=40,seed=1"]],
-        ["disrm", TINY + ["--train.output_dir", str(rm_dir), "--train.max_steps", "2",
-                          "--data.eval_path", "synthetic:n=8,words=40,seed=1", "--disrm.num_rejects", "1"]],
+        ["disrm", TINY + ["--train.output_dir", str(rm_dir), "--train.max_steps", "2", "--train.save_every", "1",
+                          "--data.eval_path", "synthetic:n=8,words=40,seed=1", "--disrm.num_rejects", "1",
+                          "--train.push_checkpoints", "true", "--train.hub_repo", "me/tiny-disrm"]],
     ]
+    hub_log = tmp_path / "hub.jsonl"
+    e = env()
+    e.update(LONGRM_FAKE_HUB_LOG=str(hub_log), HF_TOKEN="hf_do_not_print_me")
     p = subprocess.run([sys.executable, str(Path(__file__).with_name("multi_run.py")), json.dumps(runs)], cwd=REPO,
-                       env=env(), capture_output=True, text=True, timeout=400)
+                       env=e, capture_output=True, text=True, timeout=400)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-6000:]
+    assert "hf_do_not_print_me" not in p.stdout + p.stderr
 
     for d in (sft_dir, off_dir, dpo_dir, rm_dir):
         assert (d / "final" / "model.safetensors").exists() and (d / "final" / "tokenizer.json").exists()
@@ -55,3 +60,8 @@ def test_stages_from_the_cli(tmp_path, tiny_model_dir, official_fixtures):
     cfg = json.loads((rm_dir / "final" / "config.json").read_text())
     assert cfg["architectures"][0].endswith("ForSequenceClassification") and cfg.get("num_labels", 1) == 1
     assert "accuracy" in metrics(rm_dir, "eval")[-1]
+    # every saved HF folder was pushed (in the background) to the stage's checkpoint branch
+    pushes = [json.loads(x) for x in hub_log.read_text().splitlines()]
+    assert [Path(x["folder"]).name for x in pushes] == ["step-00000001", "final"]
+    assert all(x["repo"] == "me/tiny-disrm" and x["revision"] == "disrm-checkpoints" for x in pushes)
+    assert all({"model.safetensors", "tokenizer.json", "resolved_config.yaml"} <= set(x["files"]) for x in pushes)
