@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,13 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+
+# Test helper modules (compute_helpers, eval_fakes, slurm_harness, ...) are imported by plain name from any
+# test folder; under --import-mode=importlib pytest no longer puts test folders on sys.path, so do it here.
+for _d in [TESTS, *sorted(p for p in TESTS.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))]:
+    if str(_d) not in sys.path:
+        sys.path.insert(0, str(_d))
 
 
 def shared_dir() -> Path:
