@@ -203,7 +203,8 @@ def _preference_from_row(row: dict, file: str, idx: int) -> PreferenceRecord:
 def _sft_from_row(row: dict, file: str, idx: int) -> SFTRecord:
     pname, prompt = _pick(row, ("prompt", "chat_template"), file, idx, "the prompt messages")
     prompt = _check_messages(prompt, file, idx, pname)
-    tname, target = _pick(row, ("target", "golden"), file, idx, "the target judgement")
+    # A preference row also serves SFT: its chosen judgement is the target (SFT on synthesized data, §1.4).
+    tname, target = _pick(row, ("target", "golden", "chosen"), file, idx, "the target judgement")
     target = _check_str(target, file, idx, tname)
     rid = row.get("id")
     return SFTRecord(prompt=prompt, target=target,
@@ -237,7 +238,10 @@ def load_preference_records(path, *, split: str | None = None, on_bad_record: Li
 
 def load_sft_records(path, *, split: str | None = None, on_bad_record: Literal["error", "skip"] = "error",
                      limit: int | None = None) -> Loaded[SFTRecord]:
-    """Load SFT rows (ours ``prompt``/``target`` or official ``chat_template``/``golden``) as records."""
+    """Load SFT rows (ours ``prompt``/``target`` or official ``chat_template``/``golden``) as records.
+
+    Preference rows load too, with their ``chosen`` judgement as the target.
+    """
     return _load(path, split, on_bad_record, limit, _sft_from_row)
 
 

@@ -87,3 +87,9 @@ def test_bad_rows_skipped_and_counted(tmp_path):
 def test_length_bucket():
     assert length_bucket(100) == "4k" and length_bucket(4096) == "4k" and length_bucket(4097) == "8k"
     assert length_bucket(131072) == "128k" and length_bucket(200000) == ">128k"
+
+
+def test_preference_rows_serve_as_sft_with_chosen_target(official_fixtures):
+    recs = load_sft_records(official_fixtures / "SimPO_Data_Sampled20", split="eval")
+    prefs = load_preference_records(official_fixtures / "SimPO_Data_Sampled20", split="eval")
+    assert [r.target for r in recs] == [p.chosen for p in prefs]
