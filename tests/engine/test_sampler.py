@@ -25,3 +25,18 @@ def test_epochs_differ_and_resume_position():
 def test_too_small_dataset_is_explained():
     with pytest.raises(ValueError, match="fewer than one optimizer step"):
         DPSampler(3, 2, 0, 2, 1)
+
+
+def test_eval_batches_cover_once_and_match_in_count():
+    from longrm.engine.evaluate import eval_batches
+    from longrm.parallel.context import ParallelContext
+
+    n, mb = 7, 2
+    got, counts = [], []
+    for d in range(2):
+        par = ParallelContext(world_size=2, rank=d, sp_size=1, sp_rank=0, dp_size=2, dp_rank=d)
+        b = eval_batches(n, par, mb)
+        counts.append(len(b))
+        got += [i for idx, w in b if w for i in idx]
+    assert counts[0] == counts[1]  # same number of forwards on every rank (collectives stay matched)
+    assert sorted(got) == list(range(n))
