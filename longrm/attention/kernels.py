@@ -125,7 +125,7 @@ class _TorchLayoutAttention(torch.autograd.Function):
         par = plan.par
         out = torch.empty(b, lq, hq, d, dtype=torch.float32, device=q.device).transpose(1, 2)
         lse = torch.empty(b, hq, lq, dtype=torch.float32, device=q.device)
-        for h0, h1 in _head_chunks(hkv, plan.head_stride):
+        for h0, h1 in _head_chunks(hkv, plan.head_stride if par.sp_size > 1 else 0):  # no gather: all heads at once
             kh = gather_seq(k[:, h0:h1], par.sp_group, par.sp_size)
             vh = gather_seq(v[:, h0:h1], par.sp_group, par.sp_size)
             qs = slice(h0 * g, h1 * g)
@@ -158,12 +158,17 @@ class _TorchLayoutAttention(torch.autograd.Function):
         dq = torch.empty(q.shape, dtype=torch.float32, device=q.device)
         dk = torch.empty_like(k)
         dv = torch.empty_like(v)
-        new_buf = torch.empty if par.sp_size == 1 else torch.zeros
-        for h0, h1 in _head_chunks(hkv, plan.head_stride):
+        sp = par.sp_size > 1
+        direct = not sp and k.dtype == torch.float32  # accumulate straight into dk / dv (no buffer, no copy)
+        for h0, h1 in _head_chunks(hkv, plan.head_stride if sp else 0):
             kh = gather_seq(k[:, h0:h1], par.sp_group, par.sp_size)
             vh = gather_seq(v[:, h0:h1], par.sp_group, par.sp_size)
-            dkh = new_buf(kh.shape, dtype=torch.float32, device=k.device)
-            dvh = new_buf(vh.shape, dtype=torch.float32, device=v.device)
+            if direct:
+                dkh, dvh = dk[:, h0:h1], dv[:, h0:h1]
+            else:
+                new_buf = torch.zeros if sp else torch.empty
+                dkh = new_buf(kh.shape, dtype=torch.float32, device=k.device)
+                dvh = new_buf(vh.shape, dtype=torch.float32, device=v.device)
             qs = slice(h0 * g, h1 * g)
             for p in plan.pieces:
                 rq, rk = slice(p.q0, p.q1), slice(p.k0, p.k1)
@@ -181,8 +186,9 @@ class _TorchLayoutAttention(torch.autograd.Function):
                 else:
                     dkh[:, :, rk] += dk_p
                     dvh[:, :, rk] += dv_p
-            dk[:, h0:h1] = reduce_scatter_seq(dkh, par.sp_group, par.sp_size)
-            dv[:, h0:h1] = reduce_scatter_seq(dvh, par.sp_group, par.sp_size)
+            if not direct:
+                dk[:, h0:h1] = reduce_scatter_seq(dkh, par.sp_group, par.sp_size)
+                dv[:, h0:h1] = reduce_scatter_seq(dvh, par.sp_group, par.sp_size)
         return dq.to(q.dtype), dk, dv, None, None
 
 

@@ -79,38 +79,116 @@ def _run_base(model, batch: LayoutBatch, par: ParallelContext):
     return b, lo, hi, out.last_hidden_state[0]
 
 
+_ROWS = 128  # LM-head rows per elementwise / backward block: a [_ROWS, V] fp32 working buffer, reused
+
+
+def _lse_rows_(logits: torch.Tensor, probs: bool) -> torch.Tensor:
+    """Row log-sum-exp of ``logits [n, V]`` (fp32), overwriting it with ``exp(logits - max)``, normalised to the
+    softmax when ``probs``. Block-wise over rows so each pass stays in cache; no [n, V] temporary."""
+    lse = torch.empty(logits.shape[0], dtype=torch.float32, device=logits.device)
+    for r in range(0, logits.shape[0], _ROWS):
+        blk = logits[r : r + _ROWS]
+        m = blk.amax(1, keepdim=True)
+        s = blk.sub_(m).exp_().sum(1, keepdim=True)
+        if probs:
+            blk.div_(s)
+        lse[r : r + _ROWS] = s.log_().add_(m)[:, 0]
+    return lse
+
+
+def _logits(h, weight, bias, buf):
+    """fp32 ``h W^T + b`` written into ``buf`` (allocated on first use, then reused: no fresh pages per chunk)."""
+    if h.dtype != torch.float32 or weight.dtype != torch.float32:
+        return F.linear(h, weight, bias).float(), buf
+    if buf is None:
+        buf = torch.empty(h.shape[0], weight.shape[0], dtype=torch.float32, device=h.device)
+    out = buf[: h.shape[0]]
+    if bias is None:
+        torch.mm(h, weight.t(), out=out)
+    else:
+        torch.addmm(bias, h, weight.t(), out=out)
+    return out, buf
+
+
 class _TargetLogprob(torch.autograd.Function):
+    """``lp_t = log softmax(W h_t + b)[y_t]``; see :func:`target_logprobs`.
+
+    Two modes, both O(chunk x V) memory:
+
+    * ``T <= chunk`` (one chunk; the common case: judgement tokens of one row): the forward keeps the fp32
+      softmax ``P [T, V]`` for the backward, which then costs two matmuls (dh, dW) and no recomputation.
+    * ``T > chunk``: the forward keeps only the log-sum-exp; the backward recomputes each chunk's logits.
+
+    The backward works ``_ROWS`` rows at a time in one reused buffer (``dlogits = g (onehot(y) - P)``), writes
+    ``dh`` in place and accumulates ``dW`` with ``addmm_`` (no [V, H] temporaries). The saved ``P`` is never
+    modified, so ``retain_graph`` backward passes stay correct.
+    """
+
     @staticmethod
     def forward(ctx, h, weight, bias, targets, chunk):
-        lp = torch.empty(h.shape[0], dtype=torch.float32, device=h.device)
-        lse = torch.empty_like(lp)
-        for s in range(0, h.shape[0], chunk):
-            logits = F.linear(h[s : s + chunk], weight, bias).float()
-            lse[s : s + chunk] = torch.logsumexp(logits, dim=-1)
-            lp[s : s + chunk] = logits.gather(1, targets[s : s + chunk, None])[:, 0] - lse[s : s + chunk]
-        ctx.save_for_backward(h, weight, bias, targets, lse)
+        n = h.shape[0]
+        lp = torch.empty(n, dtype=torch.float32, device=h.device)
+        tidx = targets[:, None]
+        if n <= chunk:
+            logits = F.linear(h, weight, bias).float()
+            tl = logits.gather(1, tidx)[:, 0]
+            lse = _lse_rows_(logits, probs=True)  # logits now hold the softmax P
+            torch.sub(tl, lse, out=lp)
+            ctx.save_for_backward(h, weight, bias, targets, logits)
+            ctx.saved_probs = True
+        else:
+            lse = torch.empty_like(lp)
+            buf = None
+            for s in range(0, n, chunk):
+                logits, buf = _logits(h[s : s + chunk], weight, bias, buf)
+                tl = logits.gather(1, tidx[s : s + chunk])[:, 0]
+                lse[s : s + chunk] = _lse_rows_(logits, probs=False)
+                lp[s : s + chunk] = tl - lse[s : s + chunk]
+            ctx.save_for_backward(h, weight, bias, targets, lse)
+            ctx.saved_probs = False
         ctx.chunk = chunk
         return lp
 
     @staticmethod
     def backward(ctx, g):
-        h, weight, bias, targets, lse = ctx.saved_tensors
+        h, weight, bias, targets, saved = ctx.saved_tensors
         need_h, need_w, need_b = ctx.needs_input_grad[:3]
+        g = g.float()
+        n = h.shape[0]
         dh = torch.empty_like(h) if need_h else None
         dw = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if need_w else None
         db = torch.zeros(bias.shape, dtype=torch.float32, device=bias.device) if need_b else None
-        for s in range(0, h.shape[0], ctx.chunk):
-            hc, tc, gc = h[s : s + ctx.chunk], targets[s : s + ctx.chunk], g[s : s + ctx.chunk].float()
-            logits = F.linear(hc, weight, bias).float()
-            # d lp / d logits = onehot(target) − softmax(logits)
-            dlog = logits.sub_(lse[s : s + ctx.chunk, None]).exp_().mul_(-gc[:, None])  # in place: one chunk x V buffer
-            dlog[torch.arange(hc.shape[0], device=h.device), tc] += gc
+        w32 = weight if weight.dtype == torch.float32 else None
+        buf = torch.empty(min(n, _ROWS), weight.shape[0], dtype=torch.float32, device=h.device)
+
+        def accumulate(dlog, s, e):  # dlog = dL/dlogits of rows [s, e)
+            dlog[torch.arange(e - s, device=h.device), targets[s:e]] += g[s:e]
             if need_h:
-                dh[s : s + ctx.chunk] = (dlog.to(weight.dtype) @ weight).to(h.dtype)
+                if w32 is not None and h.dtype == torch.float32:
+                    torch.mm(dlog, w32, out=dh[s:e])
+                else:
+                    dh[s:e] = (dlog.to(weight.dtype) @ weight).to(h.dtype)
             if need_w:
-                dw += dlog.t() @ hc.float()
+                hc = h[s:e]
+                dw.addmm_(dlog.t(), hc if hc.dtype == torch.float32 else hc.float())
             if need_b:
-                db += dlog.sum(0)
+                db.add_(dlog.sum(0))
+
+        if ctx.saved_probs:  # P [n, V]: dlog = -g P + g onehot
+            for s in range(0, n, _ROWS):
+                e = min(n, s + _ROWS)
+                dlog = torch.mul(saved[s:e], g[s:e, None].neg(), out=buf[: e - s])
+                accumulate(dlog, s, e)
+        else:  # recompute each chunk's logits; P = exp(logits - lse)
+            cbuf = None
+            for c0 in range(0, n, ctx.chunk):
+                c1 = min(n, c0 + ctx.chunk)
+                logits, cbuf = _logits(h[c0:c1], weight, bias, cbuf)
+                for s in range(c0, c1, _ROWS):
+                    e = min(c1, s + _ROWS)
+                    dlog = logits[s - c0 : e - c0]
+                    dlog.sub_(saved[s:e, None]).exp_().mul_(g[s:e, None].neg())
+                    accumulate(dlog, s, e)
         return dh, None if dw is None else dw.to(weight.dtype), None if db is None else db.to(bias.dtype), None, None
 
 

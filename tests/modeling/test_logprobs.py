@@ -55,3 +55,17 @@ def test_branch_logprobs_equal_full_logits_of_the_same_row():
     torch.testing.assert_close(lp, full.detach(), atol=1e-5, rtol=1e-5)
     err, name = max_rel(got, grads(model))
     assert err < 1e-5, (err, name)
+
+
+@pytest.mark.parametrize("chunk", [5, 1000])  # recomputing backward / backward from the saved softmax
+def test_target_logprobs_backward_twice_with_retain_graph(chunk):
+    """The backward never overwrites what the forward saved: a second (retain_graph) backward is identical."""
+    torch.manual_seed(1)
+    head = torch.nn.Linear(16, 300, bias=True)
+    h = torch.randn(37, 16, requires_grad=True)
+    y = torch.randint(0, 300, (37,))
+    lp = target_logprobs(h, head, y, chunk)
+    first = torch.autograd.grad(lp.sum(), [h, *head.parameters()], retain_graph=True)
+    second = torch.autograd.grad(lp.sum(), [h, *head.parameters()])
+    for a, b in zip(first, second):
+        torch.testing.assert_close(a, b, atol=0, rtol=0)
