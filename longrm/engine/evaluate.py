@@ -40,6 +40,7 @@ def evaluate_set(module, dataset, collate, step_fn, par, micro_batch_size: int) 
                                   float(out.metrics.get("accuracy", float("nan"))) * pairs,
                                   float(out.metrics.get("reward_margin", 0.0)) * ex], dtype=torch.float64)
     if dist.is_initialized() and dist.get_world_size() > 1:
+        # CUDA only: NCCL reduces GPU tensors; gloo (CPU) takes the CPU tensor
         dev = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else "cpu"
         t = sums.to(dev)
         dist.all_reduce(t)
