@@ -58,7 +58,10 @@ def peak_rss_gib() -> float:
 def time_steps(step, steps: int) -> dict:
     """Median wall time and median process CPU time (all threads) of ``steps`` steps after one warm-up.
 
-    CPU time is less sensitive than wall time to other processes competing for the cores."""
+    CPU time is less sensitive than wall time to other processes competing for the cores (with one thread per
+    process it is a steady measure of the work; with several, OpenMP threads spin while waiting for a
+    descheduled peer and inflate it). The minimum over the steps is also reported: contention only adds time.
+    ``load_avg_1m`` is the 1-minute load average when the steps finished."""
     step()  # warm-up
     wall, cpu = [], []
     for _ in range(steps):
@@ -66,7 +69,8 @@ def time_steps(step, steps: int) -> dict:
         step()
         wall.append(time.perf_counter() - t)
         cpu.append(time.process_time() - c)
-    return {"step_s": statistics.median(wall), "cpu_s": statistics.median(cpu), "wall_times": wall}
+    return {"step_s": statistics.median(wall), "cpu_s": statistics.median(cpu), "min_step_s": min(wall),
+            "min_cpu_s": min(cpu), "wall_times": wall, "load_avg_1m": os.getloadavg()[0]}
 
 
 def optimizer_step(model, opt, loss):

@@ -82,6 +82,7 @@ def run(context: int, steps: int, sp: int) -> dict:
     out["peak_gib"] = max(r["peak_gib"] for r in pr)
     out["above_base_gib"] = max(r["above_base_gib"] for r in pr)
     out["step_s"] = max(r["step_s"] for r in pr)
+    out["min_step_s"] = max(r["min_step_s"] for r in pr)
     return out
 
 
@@ -110,6 +111,7 @@ def main(argv=None):
                 "per_rank_peak_mem": two["peak_gib"] / one["peak_gib"],
                 "per_rank_mem_above_base": two["above_base_gib"] / one["above_base_gib"],
                 "step_time": two["step_s"] / one["step_s"],
+                "min_step_time": two["min_step_s"] / one["min_step_s"],
             }
         rows.append(row)
     print(json.dumps({"benchmark": "sequence_parallel", "sp": args.sp, "steps": steps, "rows": rows}))

@@ -12,7 +12,8 @@ Step time is the median of ``--steps`` steps after one warm-up; memory is the pe
 reported above the RSS measured after model + optimizer construction). The stacked side is skipped where its
 projected memory exceeds what the machine has free (it needs > 24 GiB at 16K). Prints one JSON object last.
 
-    python benchmarks/shared_context.py [--quick] [--tuned-allocator] [--contexts 4096 8192 16384]
+    python benchmarks/shared_context.py [--quick] [--tuned-allocator] [--contexts 4096 8192 16384] [--threads N]
+                                        [--sides shared separate stacked]
 """
 
 from __future__ import annotations
@@ -74,12 +75,14 @@ def projected_stacked_gib(context: int) -> float:
     return 4 * 3 * (context + 256) * 32000 * 4 / 2**30 + 1.0
 
 
-def run_side(side: str, context: int, steps: int, tuned: bool) -> dict:
+def run_side(side: str, context: int, steps: int, tuned: bool, threads: int = 0) -> dict:
     from _bench_common import TUNED_ALLOCATOR, last_json_line
 
     env = dict(os.environ)
     if tuned:
         env.update(TUNED_ALLOCATOR)
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
     cmd = [sys.executable, os.path.abspath(__file__), "--child", side, "--contexts", str(context), "--steps", str(steps)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3600)
     if proc.returncode != 0:
@@ -93,6 +96,8 @@ def main(argv=None):
     ap.add_argument("--tuned-allocator", action="store_true", help="run every side with the tuned glibc allocator")
     ap.add_argument("--contexts", type=int, nargs="+", default=[4096, 8192, 16384])
     ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=0, help="OMP_NUM_THREADS of every side (0 = torch's default)")
+    ap.add_argument("--sides", nargs="+", choices=SIDES, default=list(SIDES), help="sides to run (shared always)")
     ap.add_argument("--child", choices=SIDES, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -106,24 +111,27 @@ def main(argv=None):
     for c in contexts:
         row = {"context": c}
         for side in SIDES:
+            if side != "shared" and side not in args.sides:
+                continue
             if side == "stacked" and projected_stacked_gib(c) > available_gib() - 2.0:
                 row[side] = {"skipped": f"projected {projected_stacked_gib(c):.1f} GiB > free memory"}
             else:
-                row[side] = run_side(side, c, steps, args.tuned_allocator)
+                row[side] = run_side(side, c, steps, args.tuned_allocator, args.threads)
             print(f"# {c} {side}: {row[side]}", file=sys.stderr, flush=True)
         s = row["shared"]
         for other in ("separate", "stacked"):
-            o = row[other]
+            o = row.get(other, {})
             if "step_s" in s and "step_s" in o:
                 row[f"shared_vs_{other}"] = {
                     "time": s["step_s"] / o["step_s"],
+                    "min_time": s["min_step_s"] / o["min_step_s"],
                     "cpu_time": s["cpu_s"] / o["cpu_s"],
                     "peak_mem": s["peak_gib"] / o["peak_gib"],
                     "mem_above_base": s["above_base_gib"] / o["above_base_gib"],
                 }
         rows.append(row)
     print(json.dumps({"benchmark": "shared_context", "allocator": "tuned" if args.tuned_allocator else "glibc default",
-                      "steps": steps, "rows": rows}))
+                      "threads": args.threads or "default", "steps": steps, "rows": rows}))
 
 
 if __name__ == "__main__":
