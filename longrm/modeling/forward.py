@@ -192,16 +192,40 @@ class _TargetLogprob(torch.autograd.Function):
         return dh, None if dw is None else dw.to(weight.dtype), None if db is None else db.to(bias.dtype), None, None
 
 
+def _call_as_forward(module: torch.nn.Module, fn, *args):
+    """``fn(*args)`` run as ``module``'s forward, through ``module.__call__``.
+
+    Frameworks that manage a module's parameters do it with hooks around the module's call: ZeRO-3 gathers the
+    partitioned weights before the forward, releases them after it, and gathers them again for the backward
+    once the gradient reaches the outputs. :class:`_TargetLogprob` uses the LM head's weight directly, so it
+    runs inside the head's call to be covered by those hooks like the head's own forward. Every rank calls it
+    (with zero rows where a rank has no targets), so ZeRO-3's collectives match across ranks.
+    """
+    own = module.__dict__.get("forward")
+    module.forward = fn
+    try:
+        return module(*args)
+    finally:
+        if own is None:
+            del module.forward
+        else:
+            module.forward = own
+
+
 def target_logprobs(hidden: torch.Tensor, lm_head: torch.nn.Linear, targets: torch.Tensor, chunk_size: int = 1024):
     """``log softmax(W h_t + b)[y_t]`` for each selected position t, chunked over tokens.
 
-    Shapes: ``hidden [T, H]``, ``targets [T]`` -> ``[T]`` fp32. Logits exist for ``chunk_size`` tokens at a
-    time, in the forward and (recomputed) in the backward, so peak memory is O(chunk_size x vocab), not
-    O(T x vocab). Exact gradients for ``hidden``, ``W`` and ``b`` (tied embeddings included).
+    Shapes: ``hidden [T, H]`` (T may be 0), ``targets [T]`` -> ``[T]`` fp32. Logits exist for ``chunk_size``
+    tokens at a time, in the forward and (recomputed) in the backward, so peak memory is O(chunk_size x vocab),
+    not O(T x vocab). Exact gradients for ``hidden``, ``W`` and ``b`` (tied embeddings included); works with
+    ZeRO-3-partitioned heads (:func:`_call_as_forward`).
     """
-    if hidden.shape[0] == 0:  # stay connected to hidden and the head so backward still runs through them
-        return hidden.sum(-1).float() + 0.0 * lm_head.weight.sum()
-    return _TargetLogprob.apply(hidden, lm_head.weight, lm_head.bias, targets, max(1, chunk_size))
+    chunk = max(1, chunk_size)
+
+    def head_forward(h, y):
+        return _TargetLogprob.apply(h, lm_head.weight, lm_head.bias, y, chunk)
+
+    return _call_as_forward(lm_head, head_forward, hidden, targets)
 
 
 def _check_plain_head(config):
@@ -260,5 +284,5 @@ def branch_rewards(model, batch: LayoutBatch, par: ParallelContext) -> torch.Ten
     mine = torch.nonzero((last >= lo) & (last < hi)).squeeze(1)
     s = head(hidden.index_select(0, last.index_select(0, mine) - lo)).float()[:, 0]
     part = torch.zeros(batch.num_branches, dtype=torch.float32, device=hidden.device).index_add(0, mine, s)
-    part = part + _keep_graph(hidden) + 0.0 * head.weight.sum()  # same backward collectives on every rank
+    part = part + _keep_graph(hidden)  # the head ran on every rank (zero rows where none is local): same collectives
     return all_reduce_sum(part, par.sp_group)
