@@ -130,3 +130,36 @@ def test_head_tail_policy():
         HeadTail(truncate_at=10, head=6, tail=5)
     official = HeadTail()
     assert (official.truncate_at, official.head, official.tail) == (131072, 65536, 65531)
+
+
+def test_batches_bound_rows_and_padded_tokens():
+    from longrm.eval.backends import _batches
+
+    lengths = [50, 12, 40, 30, 95, 20, 10, 5]
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])  # longest first, as the backends sort
+    batches = list(_batches(order, lengths, batch_size=3, max_batch_tokens=90))
+    assert [i for b in batches for i in b] == order  # every row once, order kept
+    for b in batches:
+        assert len(b) <= 3
+        padded = max(lengths[i] for i in b) * len(b)
+        assert padded <= 90 or len(b) == 1  # a single over-long row still runs alone
+    assert batches[0] == [4]  # 95 tokens > 90: alone
+    assert list(_batches(order, lengths, batch_size=4, max_batch_tokens=None)) == [order[:4], order[4:]]
+
+
+def test_server_prompts_are_cut_head_and_tail_with_the_tokenizer(tiny_tokenizer):
+    gen = ServerGenerator("http://127.0.0.1:9", "m", tokenizer=tiny_tokenizer,
+                          truncation=HeadTail(truncate_at=60, head=20, tail=10))
+    words = [f"w{i}" for i in range(200)]
+    long_text = " ".join(words)
+    conv = [{"role": "system", "content": long_text}, {"role": "user", "content": long_text},
+            {"role": "assistant", "content": "ok"}, {"role": "user", "content": "short question"}]
+    out = gen._fit(conv)
+    assert out[0] == conv[0] and out[2] == conv[2] and out[3] == conv[3]  # only over-long user turns change
+    ids = tiny_tokenizer(long_text, add_special_tokens=False)["input_ids"]
+    assert len(ids) >= 60
+    want = tiny_tokenizer.decode(ids[:20] + ids[-10:])
+    assert out[1]["content"] == want
+    assert out[1]["content"].lstrip().startswith("w0 ")
+    assert out[1]["content"].rstrip().endswith("w199")
+    assert gen.truncation.truncated == 1
