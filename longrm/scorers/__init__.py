@@ -1,0 +1,89 @@
+"""Scorers for policy/reward co-training (ARCHITECTURE.md "Scorer" seam): ``build_scorer(cfg)`` → a scorer.
+
+Registered: ``rule`` (verifier, {0, 1}), ``longrm`` (generative judge or discriminative RM; Cooper-style
+online update of the discriminative RM), ``hero`` (HERO stratified rewards + variance-aware advantage weights
+over the ``longrm`` RM).  Not implemented yet: ``rubric`` (REFERENCE §4), ``spark`` task emission (§5).
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from ..config import ModelConfig, Section
+from .base import GroupTransform, Sample, Scorer, UpdateBatch, group_ids, has_hook
+
+__all__ = ["RuleSection", "LongRMSection", "HeroSection", "ScorerConfig", "build_scorer", "SCORERS",
+           "Sample", "GroupTransform", "UpdateBatch", "Scorer", "has_hook", "group_ids"]
+
+
+class RuleSection(Section):
+    mode: Literal["auto", "math_verify", "exact"] = Field(
+        "auto", description="answer checker: math-verify, plain normalised exact match, or auto (math-verify if installed)")
+
+
+class LongRMSection(Section):
+    model: ModelConfig = Field(default_factory=lambda: ModelConfig(dtype="float32", gradient_checkpointing=False),
+                               description="the trained LongRM (folder / hub id / tiny:qwen2)")
+    mode: Literal["generative", "discriminative"] = Field(
+        "generative", description="generative: pointwise [Score: N] judge; discriminative: scalar head at the last token")
+    max_new_tokens: int = Field(512, ge=1, description="generative: greedy judge budget")
+    default_score: float = Field(0.0, description="generative: reward when the judge output has no [Score: N] (0-1 scale)")
+    sigmoid: bool = Field(False, description="discriminative: reward sigma(s) instead of s (Cooper's RL reward)")
+    batch_size: int = Field(8, ge=1, description="sequences per RM forward")
+    device: str = Field("auto", description="auto: GPU if available, else CPU")
+    update: bool = Field(False, description="discriminative: Cooper-style online RM step per batch (negatives: "
+                         "the group's rule-0 rollouts)")
+    update_lr: float = Field(1e-5, gt=0, description="online RM learning rate (Cooper: 1e-5)")
+
+
+class HeroSection(Section):
+    alpha: float = Field(0.05, ge=0, description="α: half-width of the rule-0 band [-α, α] (0.1 for mixed/hard data)")
+    beta: float = Field(0.05, ge=0, description="β: half-width of the rule-1 band [1-β, 1+β]")
+    eps: float = Field(1e-6, gt=0, description="ε in the min/max normalisation")
+    w_min: float = Field(0.4, description="variance weight floor (other source: 0.5)")
+    w_max: float = Field(3.0, description="variance weight ceiling (other source: 2.0)")
+    k: float = Field(6.0, description="variance weight slope (other source: 5.0)")
+    ema_momentum: float = Field(0.9, ge=0, lt=1, description="momentum of the running mean σ̄ of per-prompt RM std")
+
+
+class ScorerConfig(Section):
+    name: Literal["rule", "longrm", "hero"] = Field("rule", description="which scorer gives the policy's reward")
+    rule: RuleSection = RuleSection()
+    longrm: LongRMSection = LongRMSection()
+    hero: HeroSection = Field(HeroSection(), description="hero: uses scorer.longrm as the RM, scorer.rule as verifier")
+
+
+def _rule(cfg: ScorerConfig):
+    from .rule import RuleScorer
+
+    return RuleScorer(cfg.rule.mode)
+
+
+def _longrm(cfg: ScorerConfig):
+    from .longrm_rm import LongRMScorer
+
+    c = cfg.longrm
+    return LongRMScorer(c.model, mode=c.mode, max_new_tokens=c.max_new_tokens, default_score=c.default_score,
+                        sigmoid=c.sigmoid, batch_size=c.batch_size, device=c.device, update=c.update,
+                        update_lr=c.update_lr)
+
+
+def _hero(cfg: ScorerConfig):
+    from .hero import HeroScorer
+
+    h = cfg.hero
+    return HeroScorer(_longrm(cfg), alpha=h.alpha, beta=h.beta, eps=h.eps, w_min=h.w_min, w_max=h.w_max, k=h.k,
+                      ema_momentum=h.ema_momentum)
+
+
+SCORERS = {"rule": _rule, "longrm": _longrm, "hero": _hero}
+
+
+def build_scorer(cfg: ScorerConfig):
+    """The scorer ``cfg.name`` names, built from its section (models load via ``from_pretrained``)."""
+    try:
+        factory = SCORERS[cfg.name]
+    except KeyError:
+        raise ValueError(f"unknown scorer {cfg.name!r}; choose from {', '.join(SCORERS)}") from None
+    return factory(cfg)

@@ -1,0 +1,184 @@
+"""``longrm`` scorer: a trained LongRM judging policy rollouts (REFERENCE §1.1, §1.6), with an optional
+Cooper-style online update of the discriminative RM (REFERENCE §2).
+
+Two modes, both loaded through the real ``from_pretrained`` path (:mod:`longrm.models`):
+
+- ``generative`` — the pointwise judge prompt (:func:`longrm.judging.prompts.pointwise_messages`: context,
+  question, response → ``[Analysis] … [Score: N]``), greedy generation (:class:`longrm.eval.backends.LocalGenerator`),
+  parsed with :func:`longrm.judging.parsers.parse_pointwise`; reward = (N − lo)/(hi − lo) ∈ [0, 1] with
+  (lo, hi) = (0, 10).  A parse failure gets ``default_score`` (on the same [0, 1] scale) and is counted.
+- ``discriminative`` — ``AutoModelForSequenceClassification`` (scalar head): reward = the head's output at the
+  last real token of ``prompt messages + [assistant: completion]`` (the layout ``longrm eval`` scores).  With
+  ``sigmoid`` the reward is σ(s) (Cooper's RL reward, §2).
+
+Online update (discriminative only, ``update=True``): after the GRPO advantages of a batch are computed and
+before the policy step, one AdamW step on the RM with Cooper's loss (§2)
+
+    L = Σ_i m_i·[−log σ(s(x_i, y_i⁺) − s(x_i, y_i⁻))] / (Σ_i m_i + 1e-6)
+
+over prompt groups i: y⁺ = the first rollout with rule score 1, m_i = 1 when the group has one.  **Deviation
+from Cooper:** the negative y⁻ is the group's first rollout with rule score 0 (a real wrong answer of the same
+policy, m_i = 0 when there is none), not an assistant LLM's rewrite of the positive — that path is not
+implemented.
+"""
+from __future__ import annotations
+
+from typing import Literal, Sequence
+
+import torch
+
+from .base import Sample, UpdateBatch
+
+__all__ = ["LongRMScorer", "judge_messages", "rm_messages", "normalize_score", "cooper_pairs", "cooper_loss"]
+
+
+def judge_messages(s: Sample) -> list[dict]:
+    """Pointwise judge prompt for one rollout: context (may be empty), question = prompt, response = completion."""
+    from ..judging.prompts import pointwise_messages
+
+    return pointwise_messages(s.context or "", s.prompt, s.completion)
+
+
+def rm_messages(s: Sample) -> list[dict]:
+    """Conversation a discriminative RM scores: the prompt messages (or one user turn) + the assistant completion."""
+    if s.messages:
+        prompt = [dict(m) for m in s.messages]
+    else:
+        user = f"{s.context}\n\n{s.prompt}" if s.context else s.prompt
+        prompt = [{"role": "user", "content": user}]
+    return prompt + [{"role": "assistant", "content": s.completion}]
+
+
+def normalize_score(n: int, lo: int = 0, hi: int = 10) -> float:
+    """Judge score N ∈ [lo, hi] → (N − lo)/(hi − lo) ∈ [0, 1]."""
+    return (n - lo) / (hi - lo)
+
+
+def cooper_pairs(rule_scores: torch.Tensor, groups: torch.Tensor) -> list[tuple[int, int]]:
+    """Per group, ``(index of the first rule-1 rollout, index of the first rule-0 rollout)``; groups lacking
+    either are left out (their mask m_i is 0).  ``rule_scores``, ``groups``: [N]."""
+    pairs = []
+    for g in torch.unique(groups):
+        idx = (groups == g).nonzero(as_tuple=True)[0].tolist()
+        pos = [i for i in idx if rule_scores[i] >= 0.5]
+        neg = [i for i in idx if rule_scores[i] < 0.5]  # NaN (no reference) is neither
+        if pos and neg:
+            pairs.append((pos[0], neg[0]))
+    return pairs
+
+
+def cooper_loss(s_pos: torch.Tensor, s_neg: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Cooper RM loss (REFERENCE §2): Σ m_i·[−log σ(s⁺_i − s⁻_i)] / (Σ m_i + 1e-6); all inputs [P]."""
+    m = mask.to(s_pos.dtype)
+    return (m * -torch.nn.functional.logsigmoid(s_pos - s_neg)).sum() / (m.sum() + 1e-6)
+
+
+class LongRMScorer:
+    """A LongRM (generative judge or discriminative RM) as a co-training scorer. See the module docstring."""
+
+    name = "longrm"
+
+    def __init__(self, model_cfg, *, mode: Literal["generative", "discriminative"] = "generative",
+                 max_new_tokens: int = 512, default_score: float = 0.0, sigmoid: bool = False, batch_size: int = 8,
+                 device: str = "cpu", update: bool = False, update_lr: float = 1e-5, generator=None):
+        from ..eval.backends import pick_device
+
+        self.mode, self.default_score, self.sigmoid, self.batch_size = mode, default_score, sigmoid, batch_size
+        self.parse_failures = 0
+        self.device = pick_device(device)
+        self.generator = generator
+        self.model = self.tok = self.optimizer = None
+        if update and mode != "discriminative":
+            raise ValueError("scorer.longrm.update is implemented for the discriminative RM only")
+        if mode == "generative":
+            if self.generator is None:
+                from ..eval.backends import LocalGenerator
+
+                self.generator = LocalGenerator(model_cfg, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                                                device=str(self.device))
+        elif mode == "discriminative":
+            from ..models import load_seq_cls, load_tokenizer
+
+            self.tok = load_tokenizer(model_cfg)
+            self.model = load_seq_cls(model_cfg).to(self.device).eval()
+            self.head = getattr(self.model, "score", None) or getattr(self.model, "classifier", None)
+            if self.head is None:
+                raise ValueError(f"{model_cfg.name_or_path}: no 'score'/'classifier' head on the sequence classifier")
+            self._per_token = None
+            self.head.register_forward_hook(lambda m, i, o: setattr(self, "_per_token", o))
+            self.pad_id = self.tok.pad_token_id if self.tok.pad_token_id is not None else 0
+        else:
+            raise ValueError(f"unknown longrm scorer mode {mode!r}")
+        if update:
+            self.optimizer = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad],
+                                               lr=update_lr, weight_decay=0.0)
+        else:
+            self.update = None  # no hook: has_hook(self, "update") is False
+
+    # -- discriminative -------------------------------------------------------------------------------------
+    def _encode(self, conv: list[dict]) -> list[int]:
+        out = self.tok.apply_chat_template(conv, tokenize=True, add_generation_prompt=False)
+        if isinstance(out, dict) or hasattr(out, "keys"):
+            out = out["input_ids"]
+        return list(out)
+
+    def raw_scores(self, samples: Sequence[Sample]) -> torch.Tensor:
+        """[N] samples → [N] head outputs at each sequence's last real token (with autograd when enabled)."""
+        ids = [self._encode(rm_messages(s)) for s in samples]
+        out = []
+        for start in range(0, len(ids), self.batch_size):
+            chunk = ids[start:start + self.batch_size]
+            width = max(len(x) for x in chunk)
+            inp = torch.full((len(chunk), width), self.pad_id, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for r, x in enumerate(chunk):
+                inp[r, :len(x)] = torch.tensor(x)
+                mask[r, :len(x)] = 1
+            self.model(input_ids=inp.to(self.device), attention_mask=mask.to(self.device))
+            last = torch.tensor([len(x) - 1 for x in chunk], device=self.device)
+            out.append(self._per_token[torch.arange(len(chunk), device=self.device), last, 0].float())
+            self._per_token = None
+        return torch.cat(out)
+
+    # -- Scorer ---------------------------------------------------------------------------------------------
+    def score(self, samples: Sequence[Sample]) -> list[float]:
+        """[N] samples → [N] rewards: normalised judge score (generative) or RM output / σ(RM output)."""
+        if not samples:
+            return []
+        if self.mode == "generative":
+            from ..eval.protocol import verdict_text
+            from ..judging.parsers import parse_pointwise
+
+            texts = self.generator.generate([judge_messages(s) for s in samples])
+            out = []
+            for t in texts:
+                p = parse_pointwise(verdict_text(t))
+                if p.ok:
+                    out.append(normalize_score(p.value))
+                else:
+                    self.parse_failures += 1
+                    out.append(float(self.default_score))
+            return out
+        with torch.inference_mode():
+            s = self.raw_scores(samples)
+        return (torch.sigmoid(s) if self.sigmoid else s).tolist()
+
+    def update(self, batch: UpdateBatch) -> dict[str, float]:
+        """One Cooper RM step on the batch (module docstring); returns ``{"rm/loss", "rm/pairs"}``.
+
+        A batch without any (positive, negative) pair makes no step and returns ``{"rm/pairs": 0}``.
+        """
+        groups = torch.tensor([s.group for s in batch.samples])
+        pairs = cooper_pairs(batch.rule_scores, groups)
+        if not pairs:
+            return {"rm/pairs": 0.0}
+        pos = [batch.samples[i] for i, _ in pairs]
+        neg = [batch.samples[j] for _, j in pairs]
+        self.model.train()
+        s = self.raw_scores(pos + neg)
+        loss = cooper_loss(s[:len(pairs)], s[len(pairs):], torch.ones(len(pairs)))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.model.eval()
+        return {"rm/loss": float(loss.detach()), "rm/pairs": float(len(pairs))}

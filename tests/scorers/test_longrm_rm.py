@@ -1,0 +1,105 @@
+"""longrm scorer: generative parse/normalise, discriminative scores through from_pretrained (cross-checked with the
+eval backend), and the Cooper-style online update (REFERENCE §2)."""
+import pytest
+import torch
+
+from longrm.config import ModelConfig
+from longrm.scorers import LongRMSection, ScorerConfig, build_scorer, has_hook
+from longrm.scorers.base import Sample, UpdateBatch
+from longrm.scorers.longrm_rm import LongRMScorer, cooper_loss, cooper_pairs, judge_messages, rm_messages
+
+
+def _mcfg(path):
+    return ModelConfig(name_or_path=str(path), dtype="float32", gradient_checkpointing=False)
+
+
+class RecordingGenerator:
+    def __init__(self, texts):
+        self.texts, self.seen = texts, []
+
+    def generate(self, convs):
+        self.seen.extend(convs)
+        return self.texts[:len(convs)]
+
+
+SAMPLES = [Sample("What is 2 + 3?", "It is 5.", "5", 0, context="Some numbers: 2, 3."),
+           Sample("What is 2 + 3?", "It is 6.", "5", 0, context="Some numbers: 2, 3."),
+           Sample("What is 4 + 4?", "8", "8", 1), Sample("What is 4 + 4?", "9", "8", 1)]
+
+
+def test_generative_parse_normalise_default():
+    gen = RecordingGenerator(["[Analysis] fine\n[Score: 7]", "garbage", "<think>[Score: 1]</think>[Score: 10]",
+                              "[Score: 11]"])
+    s = LongRMScorer(None, mode="generative", default_score=0.25, generator=gen)
+    assert s.score(SAMPLES) == pytest.approx([0.7, 0.25, 1.0, 0.25])
+    assert s.parse_failures == 2 and not has_hook(s, "update")
+    # the judge saw the pointwise prompt with context, question and response
+    user = gen.seen[0][1]["content"]
+    assert "<context>\nSome numbers: 2, 3.\n</context>" in user and "What is 2 + 3?" in user and "It is 5." in user
+    assert "[Score:" in gen.seen[0][0]["content"]
+
+
+def test_generative_real_model_path(tiny_model_dir):
+    cfg = ScorerConfig(name="longrm", longrm=LongRMSection(model=_mcfg(tiny_model_dir), mode="generative",
+                                                           max_new_tokens=6, default_score=0.5, device="cpu"))
+    s = build_scorer(cfg)
+    out = s.score(SAMPLES[:2])
+    # a random-init judge writes no [Score: N] in 6 tokens: every reward is the configured default
+    assert out == [0.5, 0.5] and s.parse_failures == 2
+
+
+def test_discriminative_matches_eval_backend(tiny_model_dir):
+    from longrm.eval.backends import LocalScorer
+
+    mc = _mcfg(tiny_model_dir)
+    torch.manual_seed(0)  # the tiny causal LM has no score head: it is initialised fresh on each load
+    s = build_scorer(ScorerConfig(name="longrm", longrm=LongRMSection(model=mc, mode="discriminative", batch_size=3,
+                                                                      device="cpu")))
+    got = s.score(SAMPLES)
+    torch.manual_seed(0)
+    ref = LocalScorer(mc, batch_size=1, device="cpu").score([rm_messages(x) for x in SAMPLES])
+    assert got == pytest.approx(ref, abs=1e-5)
+    assert len(set(round(g, 6) for g in got)) == 4  # different completions, different scores
+    torch.manual_seed(0)
+    sig = LongRMScorer(mc, mode="discriminative", sigmoid=True, device="cpu").score(SAMPLES)
+    assert sig == pytest.approx(torch.sigmoid(torch.tensor(ref)).tolist(), abs=1e-5)
+    assert rm_messages(SAMPLES[0])[0]["content"].startswith("Some numbers") and judge_messages(SAMPLES[2])
+
+
+def test_cooper_pairs_and_loss_by_hand():
+    rule = torch.tensor([0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 0.0, float("nan")])
+    groups = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2])
+    assert cooper_pairs(rule, groups) == [(1, 0), (4, 3)]  # group 2 has no positive: masked out
+    sp, sn = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 2.0])
+    want = (-torch.log(torch.sigmoid(torch.tensor(1.0))) - torch.log(torch.sigmoid(torch.tensor(-2.0)))) / (2 + 1e-6)
+    assert cooper_loss(sp, sn, torch.ones(2)).item() == pytest.approx(want.item(), rel=1e-6)
+    assert cooper_loss(sp, sn, torch.tensor([1.0, 0.0])).item() == pytest.approx(
+        -torch.log(torch.sigmoid(torch.tensor(1.0))).item() / (1 + 1e-6), rel=1e-6)
+
+
+def test_online_update_trains_the_rm(tiny_model_dir):
+    torch.manual_seed(0)
+    s = build_scorer(ScorerConfig(name="longrm", longrm=LongRMSection(
+        model=_mcfg(tiny_model_dir), mode="discriminative", update=True, update_lr=1e-3, device="cpu")))
+    assert has_hook(s, "update")
+    rule = torch.tensor([1.0, 0.0, 1.0, 0.0])
+    before = {k: v.clone() for k, v in s.model.named_parameters()}
+    scores0 = torch.tensor(s.score(SAMPLES))
+    batch = UpdateBatch(SAMPLES, scores0, rule, torch.zeros(4))
+    m = s.update(batch)
+    # the loss of the step is Cooper's loss on the pre-update scores of the (positive, negative) pairs
+    want = cooper_loss(scores0[[0, 2]], scores0[[1, 3]], torch.ones(2)).item()
+    assert m["rm/pairs"] == 2 and m["rm/loss"] == pytest.approx(want, abs=1e-5)
+    changed = [k for k, v in s.model.named_parameters() if not torch.equal(v, before[k])]
+    assert any("score" in k for k in changed) and any("layers" in k for k in changed)
+    for _ in range(5):
+        s.update(batch)
+    scores = torch.tensor(s.score(SAMPLES))
+    margin0 = (scores0[[0, 2]] - scores0[[1, 3]]).mean()
+    assert (scores[[0, 2]] - scores[[1, 3]]).mean() > margin0 + 0.1  # positives now outrank negatives by more
+    assert s.update(UpdateBatch(SAMPLES, scores, torch.zeros(4), torch.zeros(4))) == {"rm/pairs": 0.0}
+
+
+def test_update_needs_discriminative():
+    with pytest.raises(ValueError, match="discriminative"):
+        LongRMScorer(None, mode="generative", update=True, generator=RecordingGenerator([]))
