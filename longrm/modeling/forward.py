@@ -117,9 +117,11 @@ class _TargetLogprob(torch.autograd.Function):
 
     * ``T <= chunk`` (one chunk; the common case: judgement tokens of one row): the forward keeps the fp32
       softmax ``P [T, V]`` for the backward, which then costs two matmuls (dh, dW) and no recomputation.
-    * ``T > chunk``: the forward keeps only the log-sum-exp; the backward recomputes each chunk's logits.
+    * ``T > chunk``: the forward keeps only the log-sum-exp; the backward recomputes the logits
+      ``min(_ROWS, chunk)`` rows at a time.
 
-    The backward works ``_ROWS`` rows at a time in one reused buffer (``dlogits = g (onehot(y) - P)``), writes
+    The backward works ``_ROWS`` rows at a time in one reused ``[_ROWS, V]`` buffer (``dlogits = g (onehot(y) - P)``;
+    its only O(V) temporary besides ``dW``: at most ``_ROWS x V`` fp32, whatever the chunk), writes
     ``dh`` in place and accumulates ``dW`` with ``addmm_`` (no [V, H] temporaries). The saved ``P`` is never
     modified, so ``retain_graph`` backward passes stay correct.
     """
@@ -159,7 +161,7 @@ class _TargetLogprob(torch.autograd.Function):
         dw = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if need_w else None
         db = torch.zeros(bias.shape, dtype=torch.float32, device=bias.device) if need_b else None
         w32 = weight if weight.dtype == torch.float32 else None
-        buf = torch.empty(min(n, _ROWS), weight.shape[0], dtype=torch.float32, device=h.device)
+        buf = None  # one [_ROWS, V] fp32 working buffer for both modes (the only O(V) temporary here)
 
         def accumulate(dlog, s, e):  # dlog = dL/dlogits of rows [s, e)
             dlog[torch.arange(e - s, device=h.device), targets[s:e]] += g[s:e]
@@ -175,20 +177,19 @@ class _TargetLogprob(torch.autograd.Function):
                 db.add_(dlog.sum(0))
 
         if ctx.saved_probs:  # P [n, V]: dlog = -g P + g onehot
+            if n:
+                buf = torch.empty(min(n, _ROWS), weight.shape[0], dtype=torch.float32, device=h.device)
             for s in range(0, n, _ROWS):
                 e = min(n, s + _ROWS)
                 dlog = torch.mul(saved[s:e], g[s:e, None].neg(), out=buf[: e - s])
                 accumulate(dlog, s, e)
-        else:  # recompute each chunk's logits; P = exp(logits - lse)
-            cbuf = None
-            for c0 in range(0, n, ctx.chunk):
-                c1 = min(n, c0 + ctx.chunk)
-                logits, cbuf = _logits(h[c0:c1], weight, bias, cbuf)
-                for s in range(c0, c1, _ROWS):
-                    e = min(c1, s + _ROWS)
-                    dlog = logits[s - c0 : e - c0]
-                    dlog.sub_(saved[s:e, None]).exp_().mul_(g[s:e, None].neg())
-                    accumulate(dlog, s, e)
+        else:  # recompute the logits _ROWS rows at a time (at most chunk rows); P = exp(logits - lse)
+            rows = min(_ROWS, ctx.chunk)
+            for s in range(0, n, rows):
+                e = min(n, s + rows)
+                dlog, buf = _logits(h[s:e], weight, bias, buf)
+                dlog.sub_(saved[s:e, None]).exp_().mul_(g[s:e, None].neg())
+                accumulate(dlog, s, e)
         return dh, None if dw is None else dw.to(weight.dtype), None if db is None else db.to(bias.dtype), None, None
 
 
