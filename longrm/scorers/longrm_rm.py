@@ -182,3 +182,10 @@ class LongRMScorer:
         self.optimizer.step()
         self.model.eval()
         return {"rm/loss": float(loss.detach()), "rm/pairs": float(len(pairs))}
+
+    def save(self, path) -> None:
+        """Save the discriminative RM (weights + tokenizer) as an HF folder (after online updates)."""
+        if self.model is None:
+            raise ValueError("only the discriminative RM has weights to save")
+        self.model.save_pretrained(str(path), safe_serialization=True)
+        self.tok.save_pretrained(str(path))

@@ -1,0 +1,167 @@
+"""GRPO co-training glue on TRL's ``GRPOTrainer`` (ARCHITECTURE.md ``cotrain``; /work/shared/notes/trl-grpo-cpu.md).
+
+    prompts ─► policy rollouts (G per prompt) ─► scorer ─► group transform ─► advantages ─► [scorer update] ─► policy step
+
+Per generation batch of N = P·G rollouts (each prompt's G rollouts next to each other):
+
+1. TRL calls the reward functions: :class:`ScorerReward` (the configured scorer, weight 1) and, unless the
+   scorer *is* the rule scorer, :class:`RuleReward` (the verifier, weight 0: logged as ``rewards/rule/mean``
+   and handed to the hooks, never added to the reward).
+2. ``_calculate_rewards`` (override): after TRL has gathered the (N, n_funcs) reward table, the scorer's
+   ``group_transform(scores, groups, rule_scores)`` replaces column 0 (e.g. HERO's stratified rewards) and its
+   ``advantage_weight`` is kept.
+3. TRL computes GRPO advantages A_i = (r_i − mean_g r)/(std_g r + 1e-4) (``scale_rewards``).
+4. ``_generate_and_score_completions`` (override): A_i ← A_i·w_i with the kept weight (HERO §3: on the
+   advantages, not the rewards); then the scorer's ``update(UpdateBatch)`` hook runs — after the advantages were
+   computed with the scorer's *current* parameters and before the policy's loss and optimizer step (Cooper
+   order, REFERENCE §2: score → advantages → RM update → policy update).
+5. TRL's loss and optimizer step on the policy (the scorer's parameters are not in the policy optimizer).
+
+``emit_tasks`` (SPARK, REFERENCE §5) is not called: no scorer implements it yet.
+Hooks that need every rollout (``update``) run in one process only; under several processes they raise.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import TrainerCallback
+from trl import GRPOTrainer
+
+from ..scorers.base import Sample, UpdateBatch, group_ids, has_hook
+
+__all__ = ["CoTrainer", "ScorerReward", "RuleReward", "to_samples", "MetricsJsonl"]
+
+
+def _text(x: Any) -> str:
+    """A prompt / completion as text: plain string, or the contents of chat messages (user turns for a prompt)."""
+    if isinstance(x, str):
+        return x
+    if isinstance(x, list):
+        users = [m.get("content", "") for m in x if isinstance(m, dict) and m.get("role") == "user"]
+        parts = users or [m.get("content", "") for m in x if isinstance(m, dict)]
+        return "\n\n".join(p for p in parts if isinstance(p, str))
+    return str(x)
+
+
+def to_samples(prompts: list, completions: list, group_size: int, answer: list | None = None,
+               context: list | None = None) -> list[Sample]:
+    """TRL's reward-function arguments (N prompts / completions, groups of ``group_size`` in a row) → [N] samples."""
+    n = len(prompts)
+    groups = group_ids(n, group_size).tolist() if n % group_size == 0 else list(range(n))
+    out = []
+    for i in range(n):
+        p = prompts[i]
+        out.append(Sample(prompt=_text(p), completion=_text(completions[i]),
+                          answer=None if answer is None or answer[i] is None else str(answer[i]),
+                          group=groups[i], context=None if context is None else context[i],
+                          messages=p if isinstance(p, list) else None))
+    return out
+
+
+class ScorerReward:
+    """TRL reward function around a scorer: ``f(prompts=, completions=, answer=, context=, **kw) -> [N] floats``.
+
+    Keeps the last call's samples (``last_samples``) for the update hook.
+    """
+
+    def __init__(self, scorer, group_size: int):
+        self.scorer, self.group_size = scorer, group_size
+        self.__name__ = scorer.name
+        self.last_samples: list[Sample] = []
+
+    def __call__(self, prompts, completions, answer=None, context=None, **kw) -> list[float]:
+        self.last_samples = to_samples(prompts, completions, self.group_size, answer, context)
+        return [float(x) for x in self.scorer.score(self.last_samples)]
+
+
+class RuleReward:
+    """The verifier as a TRL reward function (logged; weight 0 in the reward); None where there is no answer."""
+
+    __name__ = "rule"
+
+    def __init__(self, rule_scorer, group_size: int):
+        self.rule, self.group_size = rule_scorer, group_size
+
+    def __call__(self, prompts, completions, answer=None, **kw) -> list[float | None]:
+        s = self.rule.score(to_samples(prompts, completions, self.group_size, answer))
+        return [None if x != x else x for x in s]
+
+
+class CoTrainer(GRPOTrainer):
+    """``GRPOTrainer`` whose reward is a scorer, with the scorer's group transform and update hook wired in.
+
+    ``scorer``: the configured scorer; ``rule_scorer``: the verifier (the same object when the scorer is ``rule``).
+    Everything else is passed to ``GRPOTrainer`` (``model``, ``args``, ``train_dataset``, ``processing_class``, …);
+    ``reward_funcs`` / ``reward_weights`` are set here.  ``last_batch`` holds the latest generation batch's
+    raw scores, rule scores, transformed rewards and advantage weights ([N] tensors, global order).
+    """
+
+    def __init__(self, *, scorer, rule_scorer, args, **kw):
+        g = args.num_generations
+        self.scorer_reward = ScorerReward(scorer, g)
+        funcs: list = [self.scorer_reward]
+        self.rule_col = 0
+        if rule_scorer is not scorer:
+            funcs.append(RuleReward(rule_scorer, g))
+            self.rule_col = 1
+        args.reward_weights = [1.0] + [0.0] * (len(funcs) - 1)
+        args.multi_objective_aggregation = "sum_then_normalize"
+        self.scorer = scorer
+        self.last_batch: dict[str, torch.Tensor | None] = {}
+        super().__init__(reward_funcs=funcs, args=args, **kw)
+        if has_hook(scorer, "update") and self.accelerator.num_processes > 1:
+            raise NotImplementedError("the scorer update hook runs in one process only (it needs every rollout)")
+
+    def _mode(self) -> str:
+        return "train" if self.model.training else "eval"
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        rpf = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        mode = self._mode()
+        g = self.num_generations if mode == "train" else self.num_generations_eval
+        scores = rpf[:, 0].detach().clone().cpu()
+        rule = rpf[:, self.rule_col].detach().clone().cpu()
+        self.last_batch = {"scores": scores, "rule_scores": rule, "rewards": scores, "advantage_weight": None}
+        self._metrics[mode]["scorer/raw_mean"].append(float(torch.nanmean(scores)))
+        if has_hook(self.scorer, "group_transform"):
+            gt = self.scorer.group_transform(scores, group_ids(len(scores), g), rule)
+            rpf = rpf.clone()
+            rpf[:, 0] = gt.rewards.to(rpf.device, rpf.dtype)
+            self.last_batch.update(rewards=gt.rewards.detach().cpu(),
+                                   advantage_weight=None if gt.advantage_weight is None else gt.advantage_weight.cpu())
+            for k, v in gt.metrics.items():
+                self._metrics[mode][k].append(float(v))
+        return rpf
+
+    def _generate_and_score_completions(self, inputs):
+        out = super()._generate_and_score_completions(inputs)
+        w = self.last_batch.get("advantage_weight")
+        if w is not None:
+            n_local = out["advantages"].shape[0]
+            start = self.accelerator.process_index * n_local
+            out["advantages"] = out["advantages"] * w[start:start + n_local].to(out["advantages"])
+        if self._mode() == "train" and has_hook(self.scorer, "update"):
+            batch = UpdateBatch(samples=self.scorer_reward.last_samples, scores=self.last_batch["scores"],
+                                rule_scores=self.last_batch["rule_scores"], advantages=out["advantages"].detach().cpu())
+            for k, v in (self.scorer.update(batch) or {}).items():
+                self._metrics["train"][k].append(float(v))
+        return out
+
+
+class MetricsJsonl(TrainerCallback):
+    """Appends every log record as one JSON line ``{"split", "step", ...}`` to ``path`` (main process only)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        if not state.is_world_process_zero or not logs:
+            return
+        row = {"split": "train", "step": state.global_step}
+        row.update({k: v for k, v in logs.items() if isinstance(v, (int, float, str, bool))})
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")

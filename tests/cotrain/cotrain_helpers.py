@@ -1,0 +1,83 @@
+"""Helpers for the co-training tests: a warm-started tiny policy that solves some arithmetic prompts, configs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+SPEC = "arithmetic:n=25,seed=0,max=4,ops=+"  # every a + b with a, b in 0..4 (25 distinct prompts), answers 0..8
+
+
+def warm_start_policy(tiny_model_dir: Path, out: Path, spec: str = SPEC, steps: int = 150, seed: int = 0) -> Path:
+    """Supervised warm start of the tiny random-init policy on ``spec``'s answers (plain masked-CE loop), so that
+    sampled rollouts are right part of the time and the verifier's reward varies inside prompt groups."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from longrm.cotrain.prompts import load_prompt_rows
+
+    if (out / "config.json").exists():
+        return out
+    torch.manual_seed(seed)
+    tok = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype=torch.float32)
+    rows = load_prompt_rows(spec)
+    seqs, masks = [], []
+    for r in rows:
+        p = tok.apply_chat_template(r["prompt"], tokenize=True, add_generation_prompt=True)
+        p = list(p["input_ids"] if hasattr(p, "keys") else p)
+        a = tok(r["answer"] + "<|im_end|>", add_special_tokens=False)["input_ids"]
+        seqs.append(p + a)
+        masks.append([0] * len(p) + [1] * len(a))
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), tok.pad_token_id)
+    lab = torch.full((len(seqs), width), -100)
+    att = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, (s, m) in enumerate(zip(seqs, masks)):
+        ids[i, :len(s)] = torch.tensor(s)
+        att[i, :len(s)] = 1
+        lab[i, :len(s)] = torch.where(torch.tensor(m, dtype=torch.bool), torch.tensor(s), torch.tensor(-100))
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(steps):
+        loss = model(input_ids=ids, attention_mask=att, labels=lab).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.save_pretrained(str(out), safe_serialization=True)
+    tok.save_pretrained(str(out))
+    return out
+
+
+def overrides(policy: Path, out: Path, **extra) -> list[str]:
+    """Command-line style overrides of a short CPU co-training run of ``policy`` on :data:`SPEC`."""
+    base = {"model.name_or_path": str(policy), "model.dtype": "float32", "model.gradient_checkpointing": "false",
+            "grpo.num_generations": "8", "grpo.prompts_per_step": "4", "grpo.max_completion_length": "4",
+            "grpo.beta": "0", "train.output_dir": str(out), "train.seed": "0", "data.path": SPEC,
+            "scorer.longrm.model.name_or_path": str(policy), "scorer.longrm.model.dtype": "float32",
+            "scorer.longrm.model.gradient_checkpointing": "false", "scorer.longrm.mode": "discriminative",
+            "scorer.longrm.device": "cpu"}
+    base.update({k: str(v) for k, v in extra.items()})
+    out_args = []
+    for k, v in base.items():
+        out_args += [f"--{k}", v]
+    return out_args
+
+
+def answer_logprob(model_dir: Path, spec: str = SPEC) -> float:
+    """Mean over the prompts of log π(answer + end-of-turn | prompt): exact, no sampling."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from longrm.cotrain.prompts import load_prompt_rows
+
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    m = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32).eval()
+    total, rows = 0.0, load_prompt_rows(spec)
+    for r in rows:
+        p = tok.apply_chat_template(r["prompt"], tokenize=True, add_generation_prompt=True)
+        p = list(p["input_ids"] if hasattr(p, "keys") else p)
+        a = tok(r["answer"] + "<|im_end|>", add_special_tokens=False)["input_ids"]
+        ids = torch.tensor([p + a])
+        with torch.no_grad():
+            lp = m(input_ids=ids).logits[0, len(p) - 1:-1].log_softmax(-1)
+        total += lp.gather(-1, torch.tensor(a)[:, None]).sum().item()
+    return total / len(rows)
