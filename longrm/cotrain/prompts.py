@@ -5,7 +5,8 @@
   ``What is A op B?`` with 0 ≤ A, B ≤ ``max`` and their exact integer answers (distinct questions while the
   space allows).  The rule scorer verifies them.
 - a ``.jsonl`` / ``.parquet`` file or a ``save_to_disk`` folder with a ``prompt`` column (text or chat
-  messages) and an ``answer`` column (optional ``context``; ``question`` is accepted for ``prompt``).
+  messages) and an ``answer`` column (optional ``context`` and ``rubric`` = ``[{criterion, weight}]``;
+  ``question`` is accepted for ``prompt``; every row needs the same optional columns).
 """
 from __future__ import annotations
 
@@ -93,6 +94,9 @@ def load_prompt_rows(path: str, split: str | None = "train", limit: int | None =
                        "answer": None if r.get("answer") is None else str(r["answer"])}
                 if r.get("context"):
                     row["context"] = str(r["context"])
+                if r.get("rubric"):
+                    row["rubric"] = [{"criterion": str(c["criterion"]), "weight": float(c.get("weight") or 1)}
+                                     for c in r["rubric"]]
             except ValueError as e:
                 raise ValueError(f"{path}: row {i}: {e}") from None
             rows.append(row)

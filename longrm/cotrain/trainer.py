@@ -47,7 +47,7 @@ def _text(x: Any) -> str:
 
 
 def to_samples(prompts: list, completions: list, group_size: int, answer: list | None = None,
-               context: list | None = None) -> list[Sample]:
+               context: list | None = None, rubric: list | None = None) -> list[Sample]:
     """TRL's reward-function arguments (N prompts / completions, groups of ``group_size`` in a row) → [N] samples."""
     n = len(prompts)
     groups = group_ids(n, group_size).tolist() if n % group_size == 0 else list(range(n))
@@ -57,7 +57,8 @@ def to_samples(prompts: list, completions: list, group_size: int, answer: list |
         out.append(Sample(prompt=_text(p), completion=_text(completions[i]),
                           answer=None if answer is None or answer[i] is None else str(answer[i]),
                           group=groups[i], context=None if context is None else context[i],
-                          messages=p if isinstance(p, list) else None))
+                          messages=p if isinstance(p, list) else None,
+                          rubric=None if rubric is None else rubric[i]))
     return out
 
 
@@ -72,8 +73,8 @@ class ScorerReward:
         self.__name__ = scorer.name
         self.last_samples: list[Sample] = []
 
-    def __call__(self, prompts, completions, answer=None, context=None, **kw) -> list[float]:
-        self.last_samples = to_samples(prompts, completions, self.group_size, answer, context)
+    def __call__(self, prompts, completions, answer=None, context=None, rubric=None, **kw) -> list[float]:
+        self.last_samples = to_samples(prompts, completions, self.group_size, answer, context, rubric)
         return [float(x) for x in self.scorer.score(self.last_samples)]
 
 

@@ -2,7 +2,8 @@
 
 Registered: ``rule`` (verifier, {0, 1}), ``longrm`` (generative judge or discriminative RM; Cooper-style
 online update of the discriminative RM), ``hero`` (HERO stratified rewards + variance-aware advantage weights
-over the ``longrm`` RM).  Not implemented yet: ``rubric`` (REFERENCE §4), ``spark`` task emission (§5).
+over the ``longrm`` RM), ``rubric`` (weighted binary criteria from a JSON-answering judge, REFERENCE §4).
+Not implemented yet: rubric refinement (§4), ``spark`` task emission (§5).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pydantic import Field
 from ..config import ModelConfig, Section
 from .base import GroupTransform, Sample, Scorer, UpdateBatch, group_ids, has_hook
 
-__all__ = ["RuleSection", "LongRMSection", "HeroSection", "ScorerConfig", "build_scorer", "SCORERS",
+__all__ = ["RuleSection", "LongRMSection", "HeroSection", "RubricSection", "ScorerConfig", "build_scorer", "SCORERS",
            "Sample", "GroupTransform", "UpdateBatch", "Scorer", "has_hook", "group_ids"]
 
 
@@ -47,11 +48,24 @@ class HeroSection(Section):
     ema_momentum: float = Field(0.9, ge=0, lt=1, description="momentum of the running mean σ̄ of per-prompt RM std")
 
 
+class RubricSection(Section):
+    judge: ModelConfig = Field(default_factory=lambda: ModelConfig(dtype="float32", gradient_checkpointing=False),
+                               description="the rubric judge (a chat LM answering JSON)")
+    criteria: list[dict] = Field(default_factory=list, description="default rubric [{criterion, weight}] for prompts "
+                                 "without a 'rubric' column")
+    max_new_tokens: int = Field(256, ge=1, description="judge budget per call")
+    temperature: float = Field(0.0, ge=0, description="judge temperature (0: greedy)")
+    retry_temperature: float = Field(0.7, gt=0, description="temperature of the one retry after a parse failure")
+    batch_size: int = Field(8, ge=1)
+    device: str = Field("auto", description="auto: GPU if available, else CPU")
+
+
 class ScorerConfig(Section):
-    name: Literal["rule", "longrm", "hero"] = Field("rule", description="which scorer gives the policy's reward")
+    name: Literal["rule", "longrm", "hero", "rubric"] = Field("rule", description="which scorer gives the policy's reward")
     rule: RuleSection = RuleSection()
     longrm: LongRMSection = LongRMSection()
     hero: HeroSection = Field(HeroSection(), description="hero: uses scorer.longrm as the RM, scorer.rule as verifier")
+    rubric: RubricSection = RubricSection()
 
 
 def _rule(cfg: ScorerConfig):
@@ -77,7 +91,16 @@ def _hero(cfg: ScorerConfig):
                       ema_momentum=h.ema_momentum)
 
 
-SCORERS = {"rule": _rule, "longrm": _longrm, "hero": _hero}
+def _rubric(cfg: ScorerConfig):
+    from .rubric import LocalSampler, RubricScorer
+
+    r = cfg.rubric
+    judge = LocalSampler(r.judge, max_new_tokens=r.max_new_tokens, batch_size=r.batch_size, device=r.device)
+    return RubricScorer(judge, criteria=r.criteria or None, temperature=r.temperature,
+                        retry_temperature=r.retry_temperature)
+
+
+SCORERS = {"rule": _rule, "longrm": _longrm, "hero": _hero, "rubric": _rubric}
 
 
 def build_scorer(cfg: ScorerConfig):

@@ -30,7 +30,8 @@ class Sample:
     ``prompt``: the question as plain text; ``completion``: the policy's answer text; ``answer``: the reference
     (golden) answer of a verifiable task, else None; ``group``: id of the prompt group (rollouts of the same
     prompt share it); ``context``: an optional long context the question is about (judged by the ``longrm``
-    scorer); ``messages``: the prompt as chat messages when the data is conversational.
+    scorer); ``messages``: the prompt as chat messages when the data is conversational; ``rubric``: the
+    prompt's rubric criteria ``[{"criterion", "weight"}]`` (the ``rubric`` scorer).
     """
 
     prompt: str
@@ -39,6 +40,7 @@ class Sample:
     group: int = 0
     context: str | None = None
     messages: list[dict] | None = None
+    rubric: list[dict] | None = None
 
 
 @dataclass

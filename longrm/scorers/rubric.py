@@ -1,0 +1,178 @@
+"""``rubric`` scorer: weighted binary criteria checked by an LLM judge (REFERENCE §4, "Chasing the Tail").
+
+A rubric is a list of criteria ``{"criterion": text, "weight": 1–3}`` with ids c1, c2, ….  The judge sees the
+prompt, the response and the whole rubric in one call and returns JSON ``{"c1": "yes", "c2": "no", …}``:
+
+    r(x, y) = Σ_i w_i·V(x, y, c_i) / Σ_i w_i,    V ∈ {0, 1}
+
+A criterion missing from the JSON counts as "no" and keeps its weight in the denominator.  When the output holds
+no JSON object, the judge is asked once more at ``retry_temperature``; if that also fails every criterion is "no"
+(reward 0) and the failure is counted.  The rubric of a sample is its ``rubric`` field (a ``rubric`` column of
+the prompt set), else the config's default ``criteria``.
+
+Not implemented: rubric refinement through differentiation (§4, a proposer rewriting the rubric from two
+high-scoring responses).
+"""
+from __future__ import annotations
+
+import json
+import re
+from typing import Sequence
+
+from .base import Sample
+
+__all__ = ["RubricScorer", "rubric_messages", "parse_verdicts", "rubric_reward", "LocalSampler", "validate_rubric"]
+
+RUBRIC_SYSTEM = (
+    "You are a strict grader. You will receive a user prompt, a response and a rubric of numbered criteria. "
+    "For every criterion decide whether the response satisfies it. Reply with a single JSON object mapping each "
+    'criterion id to "yes" or "no", for example {"c1": "yes", "c2": "no"}, and nothing else.'
+)
+_JSON_OBJ = re.compile(r"\{[^{}]*\}", re.S)
+
+
+def validate_rubric(rubric: object) -> list[dict]:
+    """A list of ``{"criterion": non-empty str, "weight": number > 0}`` (weight defaults to 1) or ValueError."""
+    if not isinstance(rubric, list) or not rubric:
+        raise ValueError("a rubric is a non-empty list of {criterion, weight}")
+    out = []
+    for i, c in enumerate(rubric):
+        if not isinstance(c, dict) or not isinstance(c.get("criterion"), str) or not c["criterion"].strip():
+            raise ValueError(f"rubric item {i}: needs a non-empty 'criterion' string")
+        w = c.get("weight", 1)
+        if w is None:
+            w = 1
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or w <= 0:
+            raise ValueError(f"rubric item {i}: weight must be a positive number, got {w!r}")
+        out.append({"criterion": c["criterion"].strip(), "weight": float(w)})
+    return out
+
+
+def rubric_messages(s: Sample, rubric: list[dict]) -> list[dict]:
+    """System + user messages: the prompt (and context), the response and the criteria ``c1 (weight w): text``."""
+    crit = "\n".join(f"c{i + 1} (weight {c['weight']:g}): {c['criterion']}" for i, c in enumerate(rubric))
+    ctx = f"[Context]\n{s.context}\n[End of Context]\n\n" if s.context else ""
+    user = (f"{ctx}[User Prompt]\n{s.prompt}\n\n[Response]\n{s.completion}\n[End of Response]\n\n[Rubric]\n{crit}\n\n"
+            "Answer with the JSON object only.")
+    return [{"role": "system", "content": RUBRIC_SYSTEM}, {"role": "user", "content": user}]
+
+
+def parse_verdicts(text: object, n: int) -> list[bool] | None:
+    """Judge output → [n] booleans (criterion c_i said "yes"); None when the output holds no JSON object.
+
+    The last ``{…}`` that parses as a JSON object is used; a value counts as yes when it is ``"yes"``/``"y"``/
+    ``true``/``1`` (case-insensitive); missing or other values are "no".
+    """
+    if not isinstance(text, str):
+        return None
+    obj = None
+    for m in reversed(_JSON_OBJ.findall(text)):
+        try:
+            cand = json.loads(m)
+        except ValueError:
+            continue
+        if isinstance(cand, dict):
+            obj = cand
+            break
+    if obj is None:
+        return None
+    lower = {str(k).strip().lower(): v for k, v in obj.items()}
+
+    def yes(v) -> bool:
+        if isinstance(v, bool):
+            return v
+        if isinstance(v, (int, float)):
+            return v == 1
+        return isinstance(v, str) and v.strip().lower() in ("yes", "y", "true", "1")
+
+    return [yes(lower.get(f"c{i + 1}")) for i in range(n)]
+
+
+def rubric_reward(verdicts: Sequence[bool], weights: Sequence[float]) -> float:
+    """r = Σ w_i·V_i / Σ w_i (REFERENCE §4); ``verdicts`` and ``weights`` have one entry per criterion."""
+    total = float(sum(weights))
+    return float(sum(w for v, w in zip(verdicts, weights) if v)) / total
+
+
+class LocalSampler:
+    """A local causal LM judge (``from_pretrained``) answering chat conversations, greedy at temperature 0 else
+    sampled: ``generate(convs, temperature) -> list[str]``."""
+
+    def __init__(self, model_cfg, *, max_new_tokens: int = 512, batch_size: int = 8, device: str = "auto"):
+        import torch
+
+        from ..eval.backends import pick_device
+        from ..models import load_causal_lm, load_tokenizer
+
+        self.tok = load_tokenizer(model_cfg)
+        self.device = pick_device(device)
+        self.model = load_causal_lm(model_cfg).to(self.device).eval()
+        self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
+        eos = self.model.generation_config.eos_token_id
+        self.eos = eos if eos is not None else self.tok.eos_token_id
+        self.pad_id = self.tok.pad_token_id if self.tok.pad_token_id is not None else 0
+        self._torch = torch
+
+    def generate(self, convs: Sequence[list[dict]], temperature: float = 0.0) -> list[str]:
+        from ..data.tokenize import encode_prompt
+
+        torch = self._torch
+        ids = [encode_prompt(self.tok, c) for c in convs]
+        out = []
+        for start in range(0, len(ids), self.batch_size):
+            chunk = ids[start:start + self.batch_size]
+            width = max(len(x) for x in chunk)
+            inp = torch.full((len(chunk), width), self.pad_id, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for r, x in enumerate(chunk):
+                inp[r, width - len(x):] = torch.tensor(x)
+                mask[r, width - len(x):] = 1
+            kw = dict(do_sample=True, temperature=temperature, top_p=1.0, top_k=0) if temperature > 0 else dict(
+                do_sample=False, temperature=None, top_p=None, top_k=None)
+            with torch.inference_mode():
+                gen = self.model.generate(input_ids=inp.to(self.device), attention_mask=mask.to(self.device),
+                                          max_new_tokens=self.max_new_tokens, num_beams=1, use_cache=True,
+                                          eos_token_id=self.eos, pad_token_id=self.pad_id, **kw)
+            out += [self.tok.decode(gen[r, width:].tolist(), skip_special_tokens=True) for r in range(len(chunk))]
+        return out
+
+
+class RubricScorer:
+    """Rubric reward in [0, 1] from one judge call per rollout (+ one retry on a parse failure)."""
+
+    name = "rubric"
+
+    def __init__(self, judge, *, criteria: list[dict] | None = None, temperature: float = 0.0,
+                 retry_temperature: float = 0.7):
+        self.judge = judge
+        self.default = validate_rubric(criteria) if criteria else None
+        self.temperature, self.retry_temperature = temperature, retry_temperature
+        self.retries = 0
+        self.parse_failures = 0
+
+    def _rubric(self, s: Sample) -> list[dict]:
+        if s.rubric:
+            return validate_rubric(s.rubric)
+        if self.default is None:
+            raise ValueError("rubric scorer: the sample has no 'rubric' and scorer.rubric.criteria is empty")
+        return self.default
+
+    def score(self, samples: Sequence[Sample]) -> list[float]:
+        """[N] samples → [N] rewards Σ w_i·V_i / Σ w_i (module docstring); judge calls are batched per attempt."""
+        rubrics = [self._rubric(s) for s in samples]
+        convs = [rubric_messages(s, r) for s, r in zip(samples, rubrics)]
+        texts = self.judge.generate(convs, temperature=self.temperature)
+        verdicts = [parse_verdicts(t, len(r)) for t, r in zip(texts, rubrics)]
+        again = [i for i, v in enumerate(verdicts) if v is None]
+        if again:
+            self.retries += len(again)
+            texts2 = self.judge.generate([convs[i] for i in again], temperature=self.retry_temperature)
+            for i, t in zip(again, texts2):
+                verdicts[i] = parse_verdicts(t, len(rubrics[i]))
+        out = []
+        for v, r in zip(verdicts, rubrics):
+            if v is None:
+                self.parse_failures += 1
+                v = [False] * len(r)
+            out.append(rubric_reward(v, [c["weight"] for c in r]))
+        return out
