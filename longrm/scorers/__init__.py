@@ -31,6 +31,10 @@ class LongRMSection(Section):
     max_new_tokens: int = Field(512, ge=1, description="generative: greedy judge budget")
     default_score: float = Field(0.0, description="generative: reward when the judge output has no [Score: N] (0-1 scale)")
     sigmoid: bool = Field(False, description="discriminative: reward sigma(s) instead of s (Cooper's RL reward)")
+    threshold: bool = Field(False, description="discriminative: reward 1[sigma(s) > 0.5] (Cooper's optional threshold)")
+    input_format: Literal["chat", "verify"] = Field(
+        "chat", description="discriminative input: chat (prompt + assistant turn, chat template) or verify "
+        "(Cooper VerifyRM text with the reference answer)")
     batch_size: int = Field(8, ge=1, description="sequences per RM forward")
     device: str = Field("auto", description="auto: GPU if available, else CPU")
     update: bool = Field(False, description="discriminative: Cooper-style online RM step per batch (negatives: "
@@ -79,7 +83,7 @@ def _longrm(cfg: ScorerConfig):
 
     c = cfg.longrm
     return LongRMScorer(c.model, mode=c.mode, max_new_tokens=c.max_new_tokens, default_score=c.default_score,
-                        sigmoid=c.sigmoid, batch_size=c.batch_size, device=c.device, update=c.update,
+                        sigmoid=c.sigmoid, threshold=c.threshold, input_format=c.input_format, batch_size=c.batch_size, device=c.device, update=c.update,
                         update_lr=c.update_lr)
 
 

@@ -8,8 +8,11 @@ Two modes, both loaded through the real ``from_pretrained`` path (:mod:`longrm.m
   parsed with :func:`longrm.judging.parsers.parse_pointwise`; reward = (N − lo)/(hi − lo) ∈ [0, 1] with
   (lo, hi) = (0, 10).  A parse failure gets ``default_score`` (on the same [0, 1] scale) and is counted.
 - ``discriminative`` — ``AutoModelForSequenceClassification`` (scalar head): reward = the head's output at the
-  last real token of ``prompt messages + [assistant: completion]`` (the layout ``longrm eval`` scores).  With
-  ``sigmoid`` the reward is σ(s) (Cooper's RL reward, §2).
+  last real token of ``prompt messages + [assistant: completion]`` through the chat template (the layout
+  ``longrm eval`` scores; ``input_format="chat"``) or of Cooper's VerifyRM text (``input_format="verify"``, §2:
+  ``<question>{q}</question>\n<reference_answer>{a}</reference_answer>\n<completion>{c}</completion>``, a and c
+  cut to their first 500 + last 1000 characters when longer than 1,500; no chat template).  With ``sigmoid``
+  the reward is σ(s) (Cooper's RL reward, §2); with ``threshold`` it is 1[σ(s) > 0.5].
 
 Online update (discriminative only, ``update=True``): after the GRPO advantages of a batch are computed and
 before the policy step, one AdamW step on the RM with Cooper's loss (§2)
@@ -29,7 +32,8 @@ import torch
 
 from .base import Sample, UpdateBatch
 
-__all__ = ["LongRMScorer", "judge_messages", "rm_messages", "normalize_score", "cooper_pairs", "cooper_loss"]
+__all__ = ["LongRMScorer", "judge_messages", "rm_messages", "verify_text", "normalize_score", "cooper_pairs",
+           "cooper_loss"]
 
 
 def judge_messages(s: Sample) -> list[dict]:
@@ -47,6 +51,17 @@ def rm_messages(s: Sample) -> list[dict]:
         user = f"{s.context}\n\n{s.prompt}" if s.context else s.prompt
         prompt = [{"role": "user", "content": user}]
     return prompt + [{"role": "assistant", "content": s.completion}]
+
+
+def _cut(text: str, head: int = 500, tail: int = 1000) -> str:
+    return text if len(text) <= head + tail else text[:head] + text[-tail:]
+
+
+def verify_text(s: Sample) -> str:
+    """Cooper's VerifyRM input (REFERENCE §2) for one rollout; reference answer and completion cut head 500 +
+    tail 1000 characters when longer than 1,500 (an absent reference is empty)."""
+    return (f"<question>{s.prompt}</question>\n<reference_answer>{_cut(s.answer or '')}</reference_answer>\n"
+            f"<completion>{_cut(s.completion)}</completion>")
 
 
 def normalize_score(n: int, lo: int = 0, hi: int = 10) -> float:
@@ -79,11 +94,13 @@ class LongRMScorer:
     name = "longrm"
 
     def __init__(self, model_cfg, *, mode: Literal["generative", "discriminative"] = "generative",
-                 max_new_tokens: int = 512, default_score: float = 0.0, sigmoid: bool = False, batch_size: int = 8,
-                 device: str = "cpu", update: bool = False, update_lr: float = 1e-5, generator=None):
+                 max_new_tokens: int = 512, default_score: float = 0.0, sigmoid: bool = False, threshold: bool = False,
+                 input_format: Literal["chat", "verify"] = "chat", batch_size: int = 8, device: str = "cpu",
+                 update: bool = False, update_lr: float = 1e-5, generator=None):
         from ..eval.backends import pick_device
 
         self.mode, self.default_score, self.sigmoid, self.batch_size = mode, default_score, sigmoid, batch_size
+        self.threshold, self.input_format = threshold, input_format
         self.parse_failures = 0
         self.device = pick_device(device)
         self.generator = generator
@@ -116,15 +133,17 @@ class LongRMScorer:
             self.update = None  # no hook: has_hook(self, "update") is False
 
     # -- discriminative -------------------------------------------------------------------------------------
-    def _encode(self, conv: list[dict]) -> list[int]:
-        out = self.tok.apply_chat_template(conv, tokenize=True, add_generation_prompt=False)
+    def _encode(self, s: Sample) -> list[int]:
+        if self.input_format == "verify":
+            return list(self.tok(verify_text(s), add_special_tokens=False)["input_ids"])
+        out = self.tok.apply_chat_template(rm_messages(s), tokenize=True, add_generation_prompt=False)
         if isinstance(out, dict) or hasattr(out, "keys"):
             out = out["input_ids"]
         return list(out)
 
     def raw_scores(self, samples: Sequence[Sample]) -> torch.Tensor:
         """[N] samples → [N] head outputs at each sequence's last real token (with autograd when enabled)."""
-        ids = [self._encode(rm_messages(s)) for s in samples]
+        ids = [self._encode(s) for s in samples]
         out = []
         for start in range(0, len(ids), self.batch_size):
             chunk = ids[start:start + self.batch_size]
@@ -142,7 +161,7 @@ class LongRMScorer:
 
     # -- Scorer ---------------------------------------------------------------------------------------------
     def score(self, samples: Sequence[Sample]) -> list[float]:
-        """[N] samples → [N] rewards: normalised judge score (generative) or RM output / σ(RM output)."""
+        """[N] samples → [N] rewards: normalised judge score (generative) or RM output s / σ(s) / 1[σ(s) > 0.5]."""
         if not samples:
             return []
         if self.mode == "generative":
@@ -161,6 +180,8 @@ class LongRMScorer:
             return out
         with torch.inference_mode():
             s = self.raw_scores(samples)
+        if self.threshold:
+            return (torch.sigmoid(s) > 0.5).float().tolist()
         return (torch.sigmoid(s) if self.sigmoid else s).tolist()
 
     def update(self, batch: UpdateBatch) -> dict[str, float]:

@@ -103,3 +103,22 @@ def test_online_update_trains_the_rm(tiny_model_dir):
 def test_update_needs_discriminative():
     with pytest.raises(ValueError, match="discriminative"):
         LongRMScorer(None, mode="generative", update=True, generator=RecordingGenerator([]))
+
+
+def test_verify_format_and_threshold(tiny_model_dir):
+    from longrm.scorers.longrm_rm import verify_text
+
+    long = "x" * 600 + "HEAD" + "y" * 500 + "TAIL" + "z" * 996  # 2,104 characters; HEAD in the dropped middle
+    t = verify_text(Sample("What is 2+3?", long, "5"))
+    assert t.startswith("<question>What is 2+3?</question>\n<reference_answer>5</reference_answer>\n<completion>")
+    body = t.split("<completion>")[1].removesuffix("</completion>")
+    assert len(body) == 1500 and body == long[:500] + long[-1000:] and "HEAD" not in body and "TAIL" in body
+    mc = _mcfg(tiny_model_dir)
+    torch.manual_seed(0)
+    raw = LongRMScorer(mc, mode="discriminative", input_format="verify", device="cpu").score(SAMPLES)
+    torch.manual_seed(0)
+    thr = LongRMScorer(mc, mode="discriminative", input_format="verify", threshold=True, device="cpu").score(SAMPLES)
+    assert thr == [float(r > 0) for r in raw]  # 1[σ(s) > 0.5] = 1[s > 0]
+    torch.manual_seed(0)
+    chat = LongRMScorer(mc, mode="discriminative", device="cpu").score(SAMPLES)
+    assert chat != pytest.approx(raw)  # the two input formats are different texts
