@@ -103,12 +103,14 @@ def build_trainer(cfg: CotrainConfig, trainer_cls=None, callbacks: list | None =
     policy = load_causal_lm(cfg.model.model_copy(update={"gradient_checkpointing": False}))
     rows = load_prompt_rows(cfg.data.path, cfg.data.split, cfg.data.limit)
     scorer = build_scorer(cfg.scorer)
-    rule = scorer if cfg.scorer.name == "rule" else RuleScorer(cfg.scorer.rule.mode)
+    rule = scorer if cfg.scorer.name == "rule" else getattr(scorer, "rule", None) or RuleScorer(cfg.scorer.rule.mode)
     cls = trainer_cls or CoTrainer
     out = Path(cfg.train.output_dir)
     cbs = [MetricsJsonl(out / "metrics.jsonl"), *(callbacks or [])]
+    sp = cfg.scorer.spark
     return cls(model=policy, scorer=scorer, rule_scorer=rule, args=_grpo_args(cfg),
-               train_dataset=Dataset.from_list(rows), processing_class=tok, callbacks=cbs)
+               train_dataset=Dataset.from_list(rows), processing_class=tok, callbacks=cbs,
+               inject_fraction=sp.inject_fraction, max_queue=sp.max_queue)
 
 
 def run_cotrain(cfg: CotrainConfig, trainer_cls=None, callbacks: list | None = None):

@@ -17,12 +17,17 @@ Per generation batch of N = P·G rollouts (each prompt's G rollouts next to each
    order, REFERENCE §2: score → advantages → RM update → policy update).
 5. TRL's loss and optimizer step on the policy (the scorer's parameters are not in the policy optimizer).
 
-``emit_tasks`` (SPARK, REFERENCE §5) is not called: no scorer implements it yet.
-Hooks that need every rollout (``update``) run in one process only; under several processes they raise.
+6. With an ``emit_tasks`` hook (SPARK, REFERENCE §5), the scored batch's new task rows are queued; at the next
+   generation batch, up to ``inject_fraction`` of its prompt groups are replaced by queued tasks (whole groups,
+   before generation: zero lag), so the policy is trained on them by the same loop and verifier.
+
+Hooks that need every rollout (``update``, ``emit_tasks``) run in one process only; under several processes
+they raise.
 """
 from __future__ import annotations
 
 import json
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +105,7 @@ class CoTrainer(GRPOTrainer):
     raw scores, rule scores, transformed rewards and advantage weights ([N] tensors, global order).
     """
 
-    def __init__(self, *, scorer, rule_scorer, args, **kw):
+    def __init__(self, *, scorer, rule_scorer, args, inject_fraction: float = 0.5, max_queue: int = 1024, **kw):
         g = args.num_generations
         self.scorer_reward = ScorerReward(scorer, g)
         funcs: list = [self.scorer_reward]
@@ -112,9 +117,12 @@ class CoTrainer(GRPOTrainer):
         args.multi_objective_aggregation = "sum_then_normalize"
         self.scorer = scorer
         self.last_batch: dict[str, torch.Tensor | None] = {}
+        self.task_queue: deque[dict] = deque(maxlen=max_queue)
+        self.inject_fraction = inject_fraction
         super().__init__(reward_funcs=funcs, args=args, **kw)
-        if has_hook(scorer, "update") and self.accelerator.num_processes > 1:
-            raise NotImplementedError("the scorer update hook runs in one process only (it needs every rollout)")
+        for hook in ("update", "emit_tasks"):
+            if has_hook(scorer, hook) and self.accelerator.num_processes > 1:
+                raise NotImplementedError(f"the scorer {hook} hook runs in one process only (it needs every rollout)")
 
     def _mode(self) -> str:
         return "train" if self.model.training else "eval"
@@ -137,7 +145,29 @@ class CoTrainer(GRPOTrainer):
                 self._metrics[mode][k].append(float(v))
         return rpf
 
+    def _inject_tasks(self, inputs: list[dict]) -> int:
+        """Replace the last k prompt groups of ``inputs`` (G rows each) by queued tasks; returns k.
+
+        k = min(queue length, max(1, ⌊inject_fraction · groups⌋)).  A task row keeps the batch's columns (others
+        None) with its own ``prompt`` and ``answer``.
+        """
+        g = self.num_generations
+        n_groups = len(inputs) // g
+        k = min(len(self.task_queue), max(1, int(self.inject_fraction * n_groups)))
+        for j in range(k):
+            task = self.task_queue.popleft()
+            row = {key: None for key in inputs[0]}
+            row.update(prompt=task["prompt"], answer=task["answer"])
+            start = (n_groups - 1 - j) * g
+            for i in range(start, start + g):
+                inputs[i] = dict(row)
+        return k
+
     def _generate_and_score_completions(self, inputs):
+        injected = 0
+        if self._mode() == "train" and self.task_queue:
+            inputs = list(inputs)
+            injected = self._inject_tasks(inputs)
         out = super()._generate_and_score_completions(inputs)
         w = self.last_batch.get("advantage_weight")
         if w is not None:
@@ -149,6 +179,14 @@ class CoTrainer(GRPOTrainer):
                                 rule_scores=self.last_batch["rule_scores"], advantages=out["advantages"].detach().cpu())
             for k, v in (self.scorer.update(batch) or {}).items():
                 self._metrics["train"][k].append(float(v))
+        if self._mode() == "train" and has_hook(self.scorer, "emit_tasks"):
+            batch = UpdateBatch(samples=self.scorer_reward.last_samples, scores=self.last_batch["scores"],
+                                rule_scores=self.last_batch["rule_scores"], advantages=out["advantages"].detach().cpu())
+            tasks = self.scorer.emit_tasks(batch)
+            self.task_queue.extend(tasks)
+            self._metrics["train"]["tasks/emitted"].append(float(len(tasks)))
+            self._metrics["train"]["tasks/injected_groups"].append(float(injected))
+            self._metrics["train"]["tasks/queue"].append(float(len(self.task_queue)))
         return out
 
 

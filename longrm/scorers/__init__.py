@@ -2,8 +2,9 @@
 
 Registered: ``rule`` (verifier, {0, 1}), ``longrm`` (generative judge or discriminative RM; Cooper-style
 online update of the discriminative RM), ``hero`` (HERO stratified rewards + variance-aware advantage weights
-over the ``longrm`` RM), ``rubric`` (weighted binary criteria from a JSON-answering judge, REFERENCE §4).
-Not implemented yet: rubric refinement (§4), ``spark`` task emission (§5).
+over the ``longrm`` RM), ``rubric`` (weighted binary criteria from a JSON-answering judge, REFERENCE §4),
+``spark`` (verifier reward + pointwise / pairwise judge tasks recycled into the loop, §5).
+Not implemented yet: rubric refinement (§4), SPARK reflection tasks (§5).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pydantic import Field
 from ..config import ModelConfig, Section
 from .base import GroupTransform, Sample, Scorer, UpdateBatch, group_ids, has_hook
 
-__all__ = ["RuleSection", "LongRMSection", "HeroSection", "RubricSection", "ScorerConfig", "build_scorer", "SCORERS",
+__all__ = ["RuleSection", "LongRMSection", "HeroSection", "RubricSection", "SparkSection", "ScorerConfig", "build_scorer", "SCORERS",
            "Sample", "GroupTransform", "UpdateBatch", "Scorer", "has_hook", "group_ids"]
 
 
@@ -64,12 +65,21 @@ class RubricSection(Section):
     device: str = Field("auto", description="auto: GPU if available, else CPU")
 
 
+class SparkSection(Section):
+    p_pointwise: float = Field(0.3, ge=0, le=1, description="mixed groups: probability of a pointwise (else pairwise) task")
+    inject_fraction: float = Field(0.5, gt=0, le=1, description="at most this fraction of each batch's prompt groups "
+                                   "is replaced by queued judge tasks")
+    max_queue: int = Field(1024, ge=1, description="queued judge tasks kept (oldest dropped first)")
+    seed: int = Field(0, description="seed of the task choices")
+
+
 class ScorerConfig(Section):
-    name: Literal["rule", "longrm", "hero", "rubric"] = Field("rule", description="which scorer gives the policy's reward")
+    name: Literal["rule", "longrm", "hero", "rubric", "spark"] = Field("rule", description="which scorer gives the policy's reward")
     rule: RuleSection = RuleSection()
     longrm: LongRMSection = LongRMSection()
     hero: HeroSection = Field(HeroSection(), description="hero: uses scorer.longrm as the RM, scorer.rule as verifier")
     rubric: RubricSection = RubricSection()
+    spark: SparkSection = Field(SparkSection(), description="spark: reward from scorer.rule; judge tasks fed back")
 
 
 def _rule(cfg: ScorerConfig):
@@ -104,7 +114,13 @@ def _rubric(cfg: ScorerConfig):
                         retry_temperature=r.retry_temperature)
 
 
-SCORERS = {"rule": _rule, "longrm": _longrm, "hero": _hero, "rubric": _rubric}
+def _spark(cfg: ScorerConfig):
+    from .spark import SparkScorer
+
+    return SparkScorer(_rule(cfg), p_pointwise=cfg.spark.p_pointwise, seed=cfg.spark.seed)
+
+
+SCORERS = {"rule": _rule, "longrm": _longrm, "hero": _hero, "rubric": _rubric, "spark": _spark}
 
 
 def build_scorer(cfg: ScorerConfig):

@@ -12,6 +12,9 @@ Two checkers:
   both sides are lower-cased, stripped of spaces, ``$`` and trailing punctuation, and numbers compare as
   numbers (``7.0`` = ``7``, ``1,000`` = ``1000``).
 
+A one-word reference answer (``Yes``, ``No``, ``B`` — SPARK's judge tasks, REFERENCE §5) is always checked by
+exact match, against the completion's last ``\\boxed{}`` / "answer is" text, else its last word.
+
 ``mode="auto"`` uses math-verify when installed, else ``exact``.  A sample without a reference answer has no
 rule score: ``score`` returns NaN for it (the co-training loop logs rule accuracy over the others).
 """
@@ -24,11 +27,13 @@ from typing import Literal, Sequence
 
 from .base import Sample
 
-__all__ = ["RuleScorer", "extract_final_answer", "normalize_answer", "exact_match", "math_verify_available"]
+__all__ = ["RuleScorer", "extract_final_answer", "is_word_answer", "normalize_answer", "exact_match", "math_verify_available"]
 
 _BOXED = re.compile(r"\\boxed\s*\{")
 _ANSWER_IS = re.compile(r"answer\s*(?:is|:|=)\s*", re.IGNORECASE)
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
+_WORD = re.compile(r"[A-Za-z]+")
+_WORD_ANSWER = re.compile(r"\s*[A-Za-z]+\s*\.?\s*")
 
 
 def math_verify_available() -> bool:
@@ -56,10 +61,17 @@ def _last_boxed(text: str) -> str | None:
     return None
 
 
-def extract_final_answer(text: str) -> str | None:
-    """The final answer of a completion: last ``\\boxed{}``, else after the last "answer is", else the last number.
+def is_word_answer(answer: str) -> bool:
+    """True for a one-word reference answer such as ``Yes``, ``no`` or ``B`` (checked by word, not as math)."""
+    return bool(_WORD_ANSWER.fullmatch(answer))
+
+
+def extract_final_answer(text: str, word: bool = False) -> str | None:
+    """The final answer of a completion: last ``\\boxed{}``, else after the last "answer is", else the last number
+    (``word=True``: the last word).
 
     ``"3 + 4 = 7. The answer is 7."`` → ``"7."``; ``"so x = \\boxed{12}"`` → ``"12"``; no candidate → None.
+    With ``word=True`` the "answer is" text is reduced to its first word: ``"The answer is B."`` → ``"B"``.
     """
     if not isinstance(text, str):
         return None
@@ -70,8 +82,15 @@ def extract_final_answer(text: str) -> str | None:
     if found:
         rest = text[found[-1].end():].strip()
         line = rest.splitlines()[0] if rest else ""
-        if line:
+        if word:
+            first = _WORD.findall(line)
+            if first:
+                return first[0]
+        elif line:
             return line
+    if word:
+        words = _WORD.findall(text)
+        return words[-1] if words else None
     nums = _NUMBER.findall(text)
     return nums[-1] if nums else None
 
@@ -93,7 +112,8 @@ def normalize_answer(text: str) -> str:
 
 def exact_match(completion: str, answer: str) -> bool:
     """Normalised exact match of the completion's final answer (:func:`extract_final_answer`) and ``answer``."""
-    pred = extract_final_answer(completion)
+    word = is_word_answer(answer)
+    pred = extract_final_answer(completion, word=word)
     if pred is None:
         return False
     gold = extract_final_answer(answer) if _last_boxed(answer) is not None else answer
@@ -115,7 +135,7 @@ class RuleScorer:
     def check(self, completion: str, answer: str) -> bool:
         """True when ``completion`` answers ``answer`` (math-verify, falling back to exact match when it parses
         nothing from the completion)."""
-        if self.mode == "exact":
+        if self.mode == "exact" or is_word_answer(answer):
             return exact_match(completion, answer)
         from math_verify import parse, verify
 

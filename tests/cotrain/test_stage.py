@@ -27,7 +27,7 @@ def test_configs_validate_and_help(capsys):
     for key in ("scorer.name", "scorer.longrm.mode", "scorer.longrm.update", "scorer.hero.w_max", "grpo.num_generations",
                 "grpo.scale_rewards", "data.path", "train.max_steps"):
         assert key in out, key
-    assert main(["cotrain", "--config", str(REPO / "configs" / "cotrain_tiny.yaml"), "--scorer.name", "spark"]) == 2
+    assert main(["cotrain", "--config", str(REPO / "configs" / "cotrain_tiny.yaml"), "--scorer.name", "nonexistent"]) == 2
     assert "scorer.name" in capsys.readouterr().err
 
 
