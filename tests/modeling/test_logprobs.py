@@ -69,3 +69,26 @@ def test_target_logprobs_backward_twice_with_retain_graph(chunk):
     second = torch.autograd.grad(lp.sum(), [h, *head.parameters()])
     for a, b in zip(first, second):
         torch.testing.assert_close(a, b, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("bias", [False, True])
+def test_target_logprobs_vocab_tiles_equal_full_logits(monkeypatch, bias, dtype):
+    """The recompute mode (T > chunk) in several row blocks and vocabulary tiles, the last tile narrower."""
+    import longrm.modeling.forward as fwd
+
+    monkeypatch.setattr(fwd, "_VTILE", 64)
+    monkeypatch.setattr(fwd, "_ROWS", 8)
+    torch.manual_seed(3)
+    head = torch.nn.Linear(32, 500, bias=bias).to(dtype)
+    h = torch.randn(23, 32, dtype=dtype, requires_grad=True)
+    y = torch.randint(0, 500, (23,))
+    g = torch.randn(23)
+    full = F.log_softmax(head(h).float(), -1).gather(1, y[:, None])[:, 0]
+    want = torch.autograd.grad((full * g).sum(), [h, *head.parameters()])
+    got_val = target_logprobs(h, head, y, chunk_size=5)
+    got = torch.autograd.grad((got_val * g).sum(), [h, *head.parameters()])
+    tol = 1e-5 if dtype == torch.float32 else 2e-2
+    torch.testing.assert_close(got_val, full, atol=tol, rtol=tol)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a.float(), b.float(), atol=tol, rtol=tol)
