@@ -19,6 +19,10 @@ TUNED_ALLOCATOR = {  # ../shared/notes/trl-dpo-baseline.md: glibc keeps and reus
     "MALLOC_TRIM_THRESHOLD_": "68719476736",
     "MALLOC_TOP_PAD_": "1073741824",
 }
+LEAN_ALLOCATOR = {  # a fixed mmap threshold (no dynamic raise): every block >= 1 MiB is mapped on allocation and
+    "MALLOC_MMAP_THRESHOLD_": "1048576",  # unmapped on free, so RSS follows the live tensors (more page faults)
+}
+ALLOCATORS = {"default": {}, "tuned": TUNED_ALLOCATOR, "lean": LEAN_ALLOCATOR}
 
 
 def build_model(kind: str = "causal"):

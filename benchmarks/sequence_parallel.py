@@ -6,7 +6,18 @@ shared-context layout with judgement-only log-probs; contexts of 4K / 8K / 16K. 
 own subprocess (same environment). Memory is each rank's peak RSS (max over ranks), also reported above the
 RSS after model + optimizer construction. Prints one JSON object on its last line.
 
-    python benchmarks/sequence_parallel.py [--quick] [--contexts 4096 8192 16384]
+``--allocator`` sets the glibc allocator of *both* sides: ``default``; ``tuned`` (keeps and reuses freed memory:
+faster, more resident, ../shared/notes/trl-dpo-baseline.md); ``lean`` (fixed 1 MiB mmap threshold: every
+tensor is mapped and unmapped, so RSS follows the live tensors instead of what glibc's heap retains).
+
+``--zero1`` makes the optimizer what the ``align`` stage runs (DeepSpeed ZeRO-1/2 shard the AdamW state over
+*all* ranks, SP ranks included) on *both* sides identically: a world of 2 ranks, gradients all-reduced over
+the world, AdamW state sharded over it (``ZeroRedundancyOptimizer``). The SP=1 side is then DP=2 (each rank
+runs the whole row, as on a 2-device node without SP); the SP=2 side is one SP group of 2. Both sides run
+1 thread per rank in this mode.
+
+    python benchmarks/sequence_parallel.py [--quick] [--contexts 4096 8192 16384] [--allocator default|tuned|lean]
+                                           [--zero1]
 """
 
 from __future__ import annotations
@@ -19,7 +30,7 @@ import subprocess
 import sys
 
 
-def child(context: int, steps: int, sp: int) -> dict | None:
+def child(context: int, steps: int, sp: int, zero1: bool) -> dict | None:
     import torch
     import torch.distributed as dist
 
@@ -28,31 +39,48 @@ def child(context: int, steps: int, sp: int) -> dict | None:
     from longrm.modeling import branch_logprobs, prepare_model
     from longrm.parallel.context import ParallelContext
 
-    if sp > 1:
+    distributed = sp > 1 or zero1
+    if distributed:
         dist.init_process_group("gloo")
     par = ParallelContext.from_world(sp_size=sp)
     model = build_model()
     model.train()
     prepare_model(model, par, "torch")
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-6)
+    if zero1:
+        from torch.distributed.optim import ZeroRedundancyOptimizer
+
+        opt = ZeroRedundancyOptimizer(model.parameters(), optimizer_class=torch.optim.AdamW, lr=1e-6)
+    else:
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-6)
     ctx, js = make_data(context)
     batch = pack([shared_context_example(ctx, js)])
 
     def step():
         lp, cnt = branch_logprobs(model, batch, par, chunk_size=CHUNK)
-        optimizer_step(model, opt, logo_from_means(lp / cnt))
+        loss = logo_from_means(lp / cnt)
+        if not zero1:
+            optimizer_step(model, opt, loss)
+            return
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        for p in model.parameters():  # world average (DeepSpeed's reduction), in place
+            if p.grad is not None:
+                dist.all_reduce(p.grad)
+                p.grad.div_(par.world_size)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
 
     base = rss_gib()
     timing = time_steps(step, steps)
     res = {"rank": par.rank, **timing, "peak_gib": peak_rss_gib(), "base_gib": base}
     res["above_base_gib"] = res["peak_gib"] - base
-    if sp == 1:
+    if not distributed:
         return {"sp": 1, "context": context, "per_rank": [res]}
     allres = [None] * dist.get_world_size()
     dist.all_gather_object(allres, res)
     dist.destroy_process_group()
     if par.rank == 0:
-        return {"sp": sp, "context": context, "per_rank": allres}
+        return {"sp": sp, "world": par.world_size, "context": context, "per_rank": allres}
     return None
 
 
@@ -62,17 +90,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def run(context: int, steps: int, sp: int) -> dict:
-    from _bench_common import last_json_line
+def run(context: int, steps: int, sp: int, allocator: str, zero1: bool, world: int) -> dict:
+    from _bench_common import ALLOCATORS, last_json_line
 
     me = os.path.abspath(__file__)
-    args = ["--child", "--contexts", str(context), "--steps", str(steps), "--sp", str(sp)]
-    env = dict(os.environ)
-    if sp == 1:
+    args = ["--child", "--contexts", str(context), "--steps", str(steps), "--sp", str(sp)] + (["--zero1"] if zero1 else [])
+    env = dict(os.environ, **ALLOCATORS[allocator])
+    nproc = world if zero1 else sp
+    if nproc == 1:
         cmd = [sys.executable, me, *args]
     else:
         env["OMP_NUM_THREADS"] = "1"
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(sp), "--master_addr",
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_addr",
                "127.0.0.1", "--master_port", str(_free_port()), me, *args]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3600)
     if proc.returncode != 0:
@@ -83,6 +112,7 @@ def run(context: int, steps: int, sp: int) -> dict:
     out["above_base_gib"] = max(r["above_base_gib"] for r in pr)
     out["step_s"] = max(r["step_s"] for r in pr)
     out["min_step_s"] = max(r["min_step_s"] for r in pr)
+    out["load_avg_1m"] = max(r["load_avg_1m"] for r in pr)
     return out
 
 
@@ -92,18 +122,23 @@ def main(argv=None):
     ap.add_argument("--contexts", type=int, nargs="+", default=[4096, 8192, 16384])
     ap.add_argument("--steps", type=int, default=2)
     ap.add_argument("--sp", type=int, default=2)
+    ap.add_argument("--allocator", choices=("default", "tuned", "lean"), default="default",
+                    help="glibc allocator setting of both sides")
+    ap.add_argument("--zero1", action="store_true",
+                    help="both sides: world of --sp ranks, AdamW state sharded over it (SP=1 side = DP)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     if args.child:
-        res = child(args.contexts[0], args.steps, args.sp)
+        res = child(args.contexts[0], args.steps, args.sp, args.zero1)
         if res is not None:
             print(json.dumps(res), flush=True)
         return
     contexts, steps = ([2048], 2) if args.quick else (args.contexts, args.steps)
     rows = []
     for c in contexts:
-        one, two = run(c, steps, 1), run(c, steps, args.sp)
+        one = run(c, steps, 1, args.allocator, args.zero1, args.sp)
+        two = run(c, steps, args.sp, args.allocator, args.zero1, args.sp)
         print(f"# {c}: sp1 {one}\n# {c}: sp{args.sp} {two}", file=sys.stderr, flush=True)
         row = {"context": c, "sp1": one, f"sp{args.sp}": two}
         if "peak_gib" in one and "peak_gib" in two:
@@ -114,7 +149,10 @@ def main(argv=None):
                 "min_step_time": two["min_step_s"] / one["min_step_s"],
             }
         rows.append(row)
-    print(json.dumps({"benchmark": "sequence_parallel", "sp": args.sp, "steps": steps, "rows": rows}))
+    setup = (f"ZeRO-1 on both sides: world of {args.sp}, AdamW state sharded over it; SP=1 side = DP={args.sp}"
+             if args.zero1 else "no ZeRO: every rank holds the full AdamW state and gradients")
+    print(json.dumps({"benchmark": "sequence_parallel", "sp": args.sp, "steps": steps, "allocator": args.allocator,
+                      "optimizer": setup, "rows": rows}))
 
 
 if __name__ == "__main__":
