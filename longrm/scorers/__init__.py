@@ -41,6 +41,14 @@ class LongRMSection(Section):
     update: bool = Field(False, description="discriminative: Cooper-style online RM step per batch (negatives: "
                          "the group's rule-0 rollouts)")
     update_lr: float = Field(1e-5, gt=0, description="online RM learning rate (Cooper: 1e-5)")
+    negatives: Literal["group", "assistant"] = Field(
+        "group", description="online update negatives: the group's rule-0 rollout, or an assistant LLM's wrong "
+        "rewrite of the positive (Cooper)")
+    assistant: ModelConfig = Field(default_factory=lambda: ModelConfig(dtype="float32", gradient_checkpointing=False),
+                                   description="negatives=assistant: the rewriting chat LM")
+    assistant_temperature: float = Field(0.7, gt=0, description="rewrite sampling temperature (Cooper: 0.7)")
+    assistant_retries: int = Field(3, ge=0, description="extra rewrite tries per positive (Cooper: up to 3)")
+    assistant_max_new_tokens: int = Field(512, ge=1)
 
 
 class HeroSection(Section):
@@ -92,9 +100,18 @@ def _longrm(cfg: ScorerConfig):
     from .longrm_rm import LongRMScorer
 
     c = cfg.longrm
+    assistant = rule = None
+    if c.update and c.negatives == "assistant":
+        from .sampling import LocalSampler
+
+        assistant = LocalSampler(c.assistant, max_new_tokens=c.assistant_max_new_tokens, batch_size=c.batch_size,
+                                 device=c.device)
+        rule = _rule(cfg)
     return LongRMScorer(c.model, mode=c.mode, max_new_tokens=c.max_new_tokens, default_score=c.default_score,
-                        sigmoid=c.sigmoid, threshold=c.threshold, input_format=c.input_format, batch_size=c.batch_size, device=c.device, update=c.update,
-                        update_lr=c.update_lr)
+                        sigmoid=c.sigmoid, threshold=c.threshold, input_format=c.input_format,
+                        batch_size=c.batch_size, device=c.device, update=c.update, update_lr=c.update_lr,
+                        negatives=c.negatives, assistant=assistant, assistant_temperature=c.assistant_temperature,
+                        assistant_retries=c.assistant_retries, rule=rule)
 
 
 def _hero(cfg: ScorerConfig):

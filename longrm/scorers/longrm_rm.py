@@ -19,10 +19,14 @@ before the policy step, one AdamW step on the RM with Cooper's loss (§2)
 
     L = Σ_i m_i·[−log σ(s(x_i, y_i⁺) − s(x_i, y_i⁻))] / (Σ_i m_i + 1e-6)
 
-over prompt groups i: y⁺ = the first rollout with rule score 1, m_i = 1 when the group has one.  **Deviation
-from Cooper:** the negative y⁻ is the group's first rollout with rule score 0 (a real wrong answer of the same
-policy, m_i = 0 when there is none), not an assistant LLM's rewrite of the positive — that path is not
-implemented.
+over prompt groups i: y⁺ = the first rollout with rule score 1, m_i = 1 when the group has one.  The negative
+y⁻ comes from ``negatives``:
+
+- ``"assistant"`` (Cooper): an assistant LLM rewrites y⁺ into a plausible but wrong solution at temperature
+  0.7; a rewrite is accepted only if the rule verifier says its answer differs from the reference (which y⁺
+  matches); up to ``assistant_retries`` more tries; still none → m_i = 0.
+- ``"group"`` (our default, no extra model): the group's first rollout with rule score 0 (a real wrong answer of
+  the same policy; m_i = 0 when there is none).
 """
 from __future__ import annotations
 
@@ -33,7 +37,11 @@ import torch
 from .base import Sample, UpdateBatch
 
 __all__ = ["LongRMScorer", "judge_messages", "rm_messages", "verify_text", "normalize_score", "cooper_pairs",
-           "cooper_loss"]
+           "cooper_loss", "rewrite_messages", "assistant_negatives", "positives"]
+
+REWRITE_SYSTEM = ("You write flawed solutions for training a verifier. Rewrite the given correct solution so that "
+                  "it still looks plausible but reaches a different, wrong final answer. Keep the style and length. "
+                  "Output only the rewritten solution.")
 
 
 def judge_messages(s: Sample) -> list[dict]:
@@ -82,6 +90,46 @@ def cooper_pairs(rule_scores: torch.Tensor, groups: torch.Tensor) -> list[tuple[
     return pairs
 
 
+def positives(rule_scores: torch.Tensor, groups: torch.Tensor) -> list[int]:
+    """Per group, the index of its first rule-1 rollout (groups without one are left out)."""
+    out = []
+    for g in torch.unique(groups):
+        idx = (groups == g).nonzero(as_tuple=True)[0].tolist()
+        pos = [i for i in idx if rule_scores[i] >= 0.5]
+        if pos:
+            out.append(pos[0])
+    return out
+
+
+def rewrite_messages(s: Sample) -> list[dict]:
+    """Assistant-LLM request: rewrite the correct solution ``s.completion`` to ``s.prompt`` into a wrong one."""
+    return [{"role": "system", "content": REWRITE_SYSTEM},
+            {"role": "user", "content": f"Question:\n{s.prompt}\n\nCorrect solution:\n{s.completion}"}]
+
+
+def assistant_negatives(pos: list[Sample], generator, rule, *, temperature: float = 0.7, retries: int = 3
+                        ) -> tuple[list[str | None], int]:
+    """Cooper negatives (REFERENCE §2): for each positive, sample rewrites (first try + up to ``retries`` more,
+    batched over the positives still open) and keep the first whose answer the verifier finds *different* from
+    the reference (``not rule.check(rewrite, answer)``, non-empty).  Returns ([P] texts or None, rejected count)."""
+    out: list[str | None] = [None] * len(pos)
+    open_ = list(range(len(pos)))
+    rejected = 0
+    for _ in range(1 + retries):
+        if not open_:
+            break
+        texts = generator.generate([rewrite_messages(pos[i]) for i in open_], temperature=temperature)
+        still = []
+        for i, t in zip(open_, texts):
+            if isinstance(t, str) and t.strip() and not rule.check(t, pos[i].answer):
+                out[i] = t
+            else:
+                rejected += 1
+                still.append(i)
+        open_ = still
+    return out, rejected
+
+
 def cooper_loss(s_pos: torch.Tensor, s_neg: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Cooper RM loss (REFERENCE §2): Σ m_i·[−log σ(s⁺_i − s⁻_i)] / (Σ m_i + 1e-6); all inputs [P]."""
     m = mask.to(s_pos.dtype)
@@ -96,11 +144,17 @@ class LongRMScorer:
     def __init__(self, model_cfg, *, mode: Literal["generative", "discriminative"] = "generative",
                  max_new_tokens: int = 512, default_score: float = 0.0, sigmoid: bool = False, threshold: bool = False,
                  input_format: Literal["chat", "verify"] = "chat", batch_size: int = 8, device: str = "cpu",
-                 update: bool = False, update_lr: float = 1e-5, generator=None):
+                 update: bool = False, update_lr: float = 1e-5, negatives: Literal["group", "assistant"] = "group",
+                 assistant=None, assistant_temperature: float = 0.7, assistant_retries: int = 3, rule=None,
+                 generator=None):
         from ..eval.backends import pick_device
 
         self.mode, self.default_score, self.sigmoid, self.batch_size = mode, default_score, sigmoid, batch_size
         self.threshold, self.input_format = threshold, input_format
+        self.negatives, self.assistant, self.rule = negatives, assistant, rule
+        self.assistant_temperature, self.assistant_retries = assistant_temperature, assistant_retries
+        if update and negatives == "assistant" and (assistant is None or rule is None):
+            raise ValueError("negatives='assistant' needs an assistant LLM and a rule verifier")
         self.parse_failures = 0
         self.device = pick_device(device)
         self.generator = generator
@@ -185,24 +239,35 @@ class LongRMScorer:
         return (torch.sigmoid(s) if self.sigmoid else s).tolist()
 
     def update(self, batch: UpdateBatch) -> dict[str, float]:
-        """One Cooper RM step on the batch (module docstring); returns ``{"rm/loss", "rm/pairs"}``.
+        """One Cooper RM step on the batch (module docstring); returns ``{"rm/loss", "rm/pairs"[, "rm/rewrites_rejected"]}``.
 
         A batch without any (positive, negative) pair makes no step and returns ``{"rm/pairs": 0}``.
         """
         groups = torch.tensor([s.group for s in batch.samples])
-        pairs = cooper_pairs(batch.rule_scores, groups)
-        if not pairs:
-            return {"rm/pairs": 0.0}
-        pos = [batch.samples[i] for i, _ in pairs]
-        neg = [batch.samples[j] for _, j in pairs]
+        metrics: dict[str, float] = {}
+        if self.negatives == "assistant":
+            pos = [batch.samples[i] for i in positives(batch.rule_scores, groups)]
+            texts, rejected = assistant_negatives(pos, self.assistant, self.rule, temperature=self.assistant_temperature,
+                                                  retries=self.assistant_retries) if pos else ([], 0)
+            keep = [k for k, t in enumerate(texts) if t is not None]
+            neg = [Sample(pos[k].prompt, texts[k], pos[k].answer, pos[k].group, pos[k].context, pos[k].messages)
+                   for k in keep]
+            pos = [pos[k] for k in keep]
+            metrics["rm/rewrites_rejected"] = float(rejected)
+        else:
+            pairs = cooper_pairs(batch.rule_scores, groups)
+            pos = [batch.samples[i] for i, _ in pairs]
+            neg = [batch.samples[j] for _, j in pairs]
+        if not pos:
+            return {**metrics, "rm/pairs": 0.0}
         self.model.train()
         s = self.raw_scores(pos + neg)
-        loss = cooper_loss(s[:len(pairs)], s[len(pairs):], torch.ones(len(pairs)))
+        loss = cooper_loss(s[:len(pos)], s[len(pos):], torch.ones(len(pos)))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         self.model.eval()
-        return {"rm/loss": float(loss.detach()), "rm/pairs": float(len(pairs))}
+        return {**metrics, "rm/loss": float(loss.detach()), "rm/pairs": float(len(pos))}
 
     def save(self, path) -> None:
         """Save the discriminative RM (weights + tokenizer) as an HF folder (after online updates)."""

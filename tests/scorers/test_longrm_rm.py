@@ -122,3 +122,61 @@ def test_verify_format_and_threshold(tiny_model_dir):
     torch.manual_seed(0)
     chat = LongRMScorer(mc, mode="discriminative", device="cpu").score(SAMPLES)
     assert chat != pytest.approx(raw)  # the two input formats are different texts
+
+
+class Rewriter:
+    """An assistant LLM stand-in answering from per-question queues; records temperatures."""
+
+    def __init__(self, answers):
+        self.answers, self.temps, self.convs = {k: list(v) for k, v in answers.items()}, [], []
+
+    def generate(self, convs, temperature=0.0):
+        self.temps.append(temperature)
+        self.convs += convs
+        return [self.answers[next(q for q in self.answers if q in c[1]["content"])].pop(0) for c in convs]
+
+
+def test_assistant_negatives_accept_only_different_answers():
+    from longrm.scorers.longrm_rm import assistant_negatives
+    from longrm.scorers.rule import RuleScorer
+
+    pos = [Sample("What is 2 + 3?", "2 + 3 = 5", "5", 0), Sample("What is 4 + 4?", "8", "8", 1)]
+    gen = Rewriter({"2 + 3": ["2 + 3 = 5, so 5", "2 + 3 = 6"],          # try 1 keeps the answer: rejected
+                    "4 + 4": ["8", "", "The answer is 8", "8.0"]})       # never different: no negative
+    texts, rejected = assistant_negatives(pos, gen, RuleScorer("exact"), temperature=0.7, retries=3)
+    assert texts == ["2 + 3 = 6", None] and rejected == 5  # 1 for the first, 4 tries (1 + 3 retries) for the second
+    assert gen.temps == [0.7] * 4 and "Correct solution:\n2 + 3 = 5" in gen.convs[0][1]["content"]
+    assert len(gen.convs) == 2 + 2 + 1 + 1  # only the positives still open are asked again
+
+
+def test_update_with_assistant_negatives(tiny_model_dir):
+    from longrm.scorers.longrm_rm import rm_messages
+    from longrm.scorers.rule import RuleScorer
+
+    torch.manual_seed(0)
+    gen = Rewriter({"2 + 3": ["It is 6.", "unused"], "4 + 4": ["9"]})
+    s = LongRMScorer(_mcfg(tiny_model_dir), mode="discriminative", update=True, update_lr=1e-3, device="cpu",
+                     negatives="assistant", assistant=gen, rule=RuleScorer("exact"))
+    rule = torch.tensor([1.0, 0.0, 0.0, 0.0])  # group 0 has a positive (sample 0), group 1 has none: masked out
+    neg = Sample(SAMPLES[0].prompt, "It is 6.", "5", 0, SAMPLES[0].context)
+    with torch.no_grad():
+        sp, sn = s.raw_scores([SAMPLES[0], neg]).tolist()
+    m = s.update(UpdateBatch(SAMPLES, torch.tensor(s.score(SAMPLES)), rule, torch.zeros(4)))
+    want = cooper_loss(torch.tensor([sp]), torch.tensor([sn]), torch.ones(1)).item()
+    assert m["rm/pairs"] == 1 and m["rm/rewrites_rejected"] == 0 and m["rm/loss"] == pytest.approx(want, abs=1e-5)
+    assert rm_messages(neg)[-1]["content"] == "It is 6."
+    with pytest.raises(ValueError, match="assistant"):
+        LongRMScorer(_mcfg(tiny_model_dir), mode="discriminative", update=True, negatives="assistant", device="cpu")
+
+
+def test_assistant_negatives_real_tiny_assistant(tiny_model_dir):
+    mc = _mcfg(tiny_model_dir)
+    torch.manual_seed(0)
+    s = build_scorer(ScorerConfig(name="longrm", longrm=LongRMSection(
+        model=mc, mode="discriminative", update=True, update_lr=1e-3, device="cpu", negatives="assistant",
+        assistant=mc, assistant_max_new_tokens=8)))
+    before = [p.clone() for p in s.model.parameters()]
+    m = s.update(UpdateBatch(SAMPLES, torch.tensor(s.score(SAMPLES)), torch.tensor([1.0, 0.0, 1.0, 0.0]), torch.zeros(4)))
+    # a random-init assistant writes text whose answer differs from the reference: both groups get a negative
+    assert m["rm/pairs"] == 2 and m["rm/loss"] > 0
+    assert any(not torch.equal(p, b) for p, b in zip(s.model.parameters(), before))
