@@ -1,6 +1,7 @@
 """Helpers for the co-training tests: a warm-started tiny policy that solves some arithmetic prompts, configs."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -81,3 +82,32 @@ def answer_logprob(model_dir: Path, spec: str = SPEC) -> float:
             lp = m(input_ids=ids).logits[0, len(p) - 1:-1].log_softmax(-1)
         total += lp.gather(-1, torch.tensor(a)[:, None]).sum().item()
     return total / len(rows)
+
+
+def hand_hero_advantages(rm, rule, G, alpha, beta, eps, w_min, w_max, k, m, sigma_bar):
+    """REFERENCE §3 + TRL's group-normalised advantages, written out with plain Python loops."""
+    n = len(rm)
+    adv, sig_u = [0.0] * n, []
+    r_hat = [0.0] * n
+    for g0 in range(0, n, G):
+        idx = list(range(g0, g0 + G))
+        for correct in (0, 1):
+            s = [i for i in idx if rule[i] == correct]
+            if not s:
+                continue
+            base, a = (1 - beta, beta) if correct else (-alpha, alpha)
+            lo, hi = min(rm[i] for i in s), max(rm[i] for i in s)
+            for i in s:
+                r_hat[i] = base if len(s) == 1 else base + 2 * a * (rm[i] - lo) / (hi - lo + eps)
+        mean_rm = sum(rm[i] for i in idx) / G
+        sig_u.append(math.sqrt(sum((rm[i] - mean_rm) ** 2 for i in idx) / G))
+    bar = sum(sig_u) / len(sig_u) if sigma_bar is None else sigma_bar
+    for gi, g0 in enumerate(range(0, n, G)):
+        idx = list(range(g0, g0 + G))
+        mean = sum(r_hat[i] for i in idx) / G
+        std = math.sqrt(sum((r_hat[i] - mean) ** 2 for i in idx) / (G - 1))  # TRL: Bessel-corrected
+        w = w_min + (w_max - w_min) / (1 + math.exp(-k * (sig_u[gi] - bar)))
+        for i in idx:
+            adv[i] = (r_hat[i] - mean) / (std + 1e-4) * w
+    new_bar = sum(sig_u) / len(sig_u) if sigma_bar is None else m * sigma_bar + (1 - m) * sum(sig_u) / len(sig_u)
+    return adv, new_bar

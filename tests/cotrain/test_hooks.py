@@ -1,13 +1,12 @@
 """The scorer hooks inside a real GRPO run: HERO's advantages reaching the loss (against a hand computation) and the
 Cooper-order RM update (score → advantages → RM update → policy loss → policy step)."""
 import json
-import math
 
 import pytest
 import torch
 from transformers import TrainerCallback
 
-from cotrain_helpers import overrides
+from cotrain_helpers import hand_hero_advantages as _hand_hero, overrides
 from longrm.config import load_config
 from longrm.cotrain.run import CotrainConfig, run_cotrain
 from longrm.cotrain.trainer import CoTrainer
@@ -34,35 +33,6 @@ class Record(CoTrainer):
         self.__dict__.setdefault("losses", []).append((keys, inputs["advantages"].detach().clone()))
         self.__dict__.setdefault("events", []).append("loss")
         return super()._compute_loss(model, inputs)
-
-
-def _hand_hero(rm, rule, G, alpha, beta, eps, w_min, w_max, k, m, sigma_bar):
-    """REFERENCE §3 + TRL's group-normalised advantages, written out with plain Python loops."""
-    n = len(rm)
-    adv, sig_u = [0.0] * n, []
-    r_hat = [0.0] * n
-    for g0 in range(0, n, G):
-        idx = list(range(g0, g0 + G))
-        for correct in (0, 1):
-            s = [i for i in idx if rule[i] == correct]
-            if not s:
-                continue
-            base, a = (1 - beta, beta) if correct else (-alpha, alpha)
-            lo, hi = min(rm[i] for i in s), max(rm[i] for i in s)
-            for i in s:
-                r_hat[i] = base if len(s) == 1 else base + 2 * a * (rm[i] - lo) / (hi - lo + eps)
-        mean_rm = sum(rm[i] for i in idx) / G
-        sig_u.append(math.sqrt(sum((rm[i] - mean_rm) ** 2 for i in idx) / G))
-    bar = sum(sig_u) / len(sig_u) if sigma_bar is None else sigma_bar
-    for gi, g0 in enumerate(range(0, n, G)):
-        idx = list(range(g0, g0 + G))
-        mean = sum(r_hat[i] for i in idx) / G
-        std = math.sqrt(sum((r_hat[i] - mean) ** 2 for i in idx) / (G - 1))  # TRL: Bessel-corrected
-        w = w_min + (w_max - w_min) / (1 + math.exp(-k * (sig_u[gi] - bar)))
-        for i in idx:
-            adv[i] = (r_hat[i] - mean) / (std + 1e-4) * w
-    new_bar = sum(sig_u) / len(sig_u) if sigma_bar is None else m * sigma_bar + (1 - m) * sum(sig_u) / len(sig_u)
-    return adv, new_bar
 
 
 @pytest.mark.slow
@@ -147,3 +117,34 @@ def test_rm_update_runs_in_cooper_order(warm_policy, tmp_path):
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert any(r.get("rm/loss", 0) > 0 for r in rows) and all(0 <= r["reward"] <= 1 for r in rows if "reward" in r)
     assert (out / "rm_final" / "model.safetensors").exists() and (out / "final" / "model.safetensors").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.distributed
+def test_hero_advantages_two_processes(warm_policy, tmp_path):
+    """DP=2 (torchrun, gloo): the group transform runs on TRL's gathered rewards and each rank's loss gets its own
+    slice of the weighted advantages — checked on both ranks against the hand computation over the whole batch."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "dp2"
+    args = overrides(warm_policy, out, **{"scorer.name": "hero", "scorer.hero.alpha": 0.1, "scorer.hero.beta": 0.1,
+                                          "grpo.num_generations": 4, "grpo.prompts_per_step": 2, "train.max_steps": 3})
+    repo = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1",
+               PYTHONPATH=str(repo) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr",
+                        "127.0.0.1", "--master_port", str(port), str(Path(__file__).with_name("dp_hero_worker.py")),
+                        *args], cwd=repo, env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-5000:]
+    for r in (0, 1):
+        res = json.loads((out / f"rank{r}.json").read_text())
+        assert res["n_global"] == [16, 16, 16]  # 2 ranks x 2 prompts x 4 rollouts gathered per step
+        assert res["checked"] == 3 * 8 and res["worst"] < 1e-4, res
+        assert res["sigma_bar"] == pytest.approx(res["hand_sigma_bar"], rel=1e-5)
