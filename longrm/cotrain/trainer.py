@@ -118,6 +118,7 @@ class CoTrainer(GRPOTrainer):
         self.scorer = scorer
         self.last_batch: dict[str, torch.Tensor | None] = {}
         self.task_queue: deque[dict] = deque(maxlen=max_queue)
+        self._counters: dict[str, int] = {}
         self.inject_fraction = inject_fraction
         super().__init__(reward_funcs=funcs, args=args, **kw)
         for hook in ("update", "emit_tasks"):
@@ -135,6 +136,7 @@ class CoTrainer(GRPOTrainer):
         rule = rpf[:, self.rule_col].detach().clone().cpu()
         self.last_batch = {"scores": scores, "rule_scores": rule, "rewards": scores, "advantage_weight": None}
         self._metrics[mode]["scorer/raw_mean"].append(float(torch.nanmean(scores)))
+        self._log_counters(mode)
         if has_hook(self.scorer, "group_transform"):
             gt = self.scorer.group_transform(scores, group_ids(len(scores), g), rule)
             rpf = rpf.clone()
@@ -162,6 +164,17 @@ class CoTrainer(GRPOTrainer):
             for i in range(start, start + g):
                 inputs[i] = dict(row)
         return k
+
+    def _log_counters(self, mode: str) -> None:
+        """Per-batch increments of the judge counters a scorer (or HERO's RM) keeps: ``parse_failures``
+        (outputs that fell back to the default / all-"no"), ``retries`` (rubric re-asks) → ``scorer/<name>``."""
+        for obj in (self.scorer, getattr(self.scorer, "rm", None)):
+            for name in ("parse_failures", "retries"):
+                v = getattr(obj, name, None)
+                if isinstance(v, int) and not isinstance(v, bool):
+                    prev = self._counters.get(name, 0)
+                    self._metrics[mode][f"scorer/{name}"].append(float(v - prev))
+                    self._counters[name] = v
 
     def _generate_and_score_completions(self, inputs):
         injected = 0
