@@ -26,7 +26,7 @@ from longrm.attention.hf import ATTN_NAME, register
 from longrm.attention.kernels import resolve_backend
 from longrm.attention.plan import AttentionPlan, build_plan
 from longrm.data.layout import IGNORE, LayoutBatch
-from longrm.parallel.collectives import all_reduce_sum
+from longrm.parallel.collectives import all_reduce_sum, gather_rows
 from longrm.parallel.context import ParallelContext
 
 
@@ -296,20 +296,49 @@ def branch_logprobs(model, batch: LayoutBatch, par: ParallelContext, chunk_size:
 
     Shapes: returns ``(logp [N] fp32, count [N] long)``, identical on every SP rank; ``logp`` carries autograd
     (see the module docstring for how its SP backward composes with DP averaging). The LM head runs only on
-    target positions, ``chunk_size`` tokens at a time. Mean log-prob per branch = ``logp / count``
+    target positions, ``chunk_size`` tokens at a time; under SP the target rows are shared out equally over the
+    SP ranks (:func:`_target_share`), wherever they sit in the row. Mean log-prob per branch = ``logp / count``
     (REFERENCE §1.5).
     """
     inner = _unwrap(model)
     _check_plain_head(inner.config)
     b, lo, hi, hidden = _run_base(model, batch, par)
-    tgt = b.target_ids[0, lo:hi]
-    sel = torch.nonzero(tgt != IGNORE).squeeze(1)
-    lp = target_logprobs(hidden.index_select(0, sel), inner.get_output_embeddings(), tgt.index_select(0, sel), chunk_size)
+    h, y, br = _target_share(hidden, b, lo, hi, par)
+    lp = target_logprobs(h, inner.get_output_embeddings(), y, chunk_size)
     n = batch.num_branches
-    part = torch.zeros(n, dtype=torch.float32, device=lp.device).index_add(0, b.target_branch[0, lo:hi][sel], lp)
+    part = torch.zeros(n, dtype=torch.float32, device=lp.device).index_add(0, br, lp)
     tb = b.target_branch[0]
     counts = torch.bincount(tb[tb >= 0], minlength=n)
     return all_reduce_sum(part + _keep_graph(hidden), par.sp_group), counts
+
+
+def _target_share(hidden: torch.Tensor, b: LayoutBatch, lo: int, hi: int, par: ParallelContext):
+    """This rank's share of the row's LM-head work: ``(h [T_r, H], targets [T_r], branch [T_r])``.
+
+    Without SP: every target position of the row. Under SP the targets (judgement tokens) sit at the end of the
+    row, i.e. on the last rank(s), so their LM-head buffers would not shrink with SP. The T target rows
+    of the whole row (global order) are cut into ``sp_size`` equal contiguous shares instead: the selected hidden
+    rows are all-gathered (:func:`~longrm.parallel.collectives.gather_rows`, O(T x H), backward reduce-scatters
+    dh to the owning rank) and rank r keeps rows ``[r T / sp, (r + 1) T / sp)``. Per-branch sums and gradients are
+    unchanged: every target is counted on exactly one rank (module docstring for the SP gradient convention).
+    """
+    tgt_all, br_all = b.target_ids[0], b.target_branch[0]
+    tgt = tgt_all[lo:hi]
+    sel = torch.nonzero(tgt != IGNORE).squeeze(1)
+    if par.sp_size == 1:
+        return hidden.index_select(0, sel), tgt.index_select(0, sel), br_all[lo:hi].index_select(0, sel)
+    per = hi - lo
+    is_t = tgt_all != IGNORE
+    counts = is_t.view(par.sp_size, per).sum(1).tolist()  # targets on each rank (the global row is on every rank)
+    rows = max(counts)
+    if rows == 0:
+        return hidden[:0], tgt[:0], br_all[:0]
+    gathered = gather_rows(hidden.index_select(0, sel), rows, par.sp_group, par.sp_size)  # [sp * rows, H]
+    valid = torch.cat([torch.arange(c, device=hidden.device) + r * rows for r, c in enumerate(counts)])
+    total = valid.numel()
+    s0, s1 = total * par.sp_rank // par.sp_size, total * (par.sp_rank + 1) // par.sp_size
+    gpos = torch.nonzero(is_t).squeeze(1)[s0:s1]  # global positions, ascending = rank-major, local order
+    return gathered.index_select(0, valid[s0:s1]), tgt_all.index_select(0, gpos), br_all.index_select(0, gpos)
 
 
 def _keep_graph(hidden: torch.Tensor) -> torch.Tensor:

@@ -59,3 +59,33 @@ def reduce_scatter_seq(x: torch.Tensor, group, world: int) -> torch.Tensor:
     out = src.new_empty((lg // world, b, h, d))
     dist.reduce_scatter_tensor(out, src, group=group)
     return out.permute(1, 2, 0, 3)
+
+
+class _GatherRows(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, rows, group, world):
+        ctx.group, ctx.n = group, x.shape[0]
+        src = x.new_zeros((rows, x.shape[1]))
+        src[: x.shape[0]] = x
+        out = x.new_empty((world * rows, x.shape[1]))
+        dist.all_gather_into_tensor(out, src, group=group)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        g = g.contiguous()
+        out = g.new_empty((g.shape[0] // dist.get_world_size(ctx.group), g.shape[1]))
+        dist.reduce_scatter_tensor(out, g, group=ctx.group)
+        return out[: ctx.n], None, None, None
+
+
+def gather_rows(x: torch.Tensor, rows: int, group, world: int) -> torch.Tensor:
+    """All-gather ``x [n_r, H]`` (``n_r <= rows`` may differ per rank) into ``[world * rows, H]``, autograd-correct.
+
+    Rank r's rows land at ``[r * rows, r * rows + n_r)``; the rest is zero padding. Backward: the incoming
+    gradient is summed over the group (reduce-scatter) and each rank keeps the gradient of its own rows,
+    ``dx_r = Σ_r' dy_r'[r * rows : r * rows + n_r]``. Identity when ``group`` is None.
+    """
+    if group is None or world == 1:
+        return x
+    return _GatherRows.apply(x, rows, group, world)
