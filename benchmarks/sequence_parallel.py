@@ -16,8 +16,11 @@ the world, AdamW state sharded over it (``ZeroRedundancyOptimizer``). The SP=1 s
 runs the whole row, as on a 2-device node without SP); the SP=2 side is one SP group of 2. Both sides run
 1 thread per rank in this mode.
 
+``--chunk`` is the LM-head chunk (default 256, as in ``shared_context.py``; ``align`` defaults to 1024, where the
+768 judgement tokens fit one chunk and their fp32 softmax is kept from the forward to the backward).
+
     python benchmarks/sequence_parallel.py [--quick] [--contexts 4096 8192 16384] [--allocator default|tuned|lean]
-                                           [--zero1]
+                                           [--zero1] [--chunk 256]
 """
 
 from __future__ import annotations
@@ -29,12 +32,15 @@ import socket
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _bench_common import CHUNK  # noqa: E402
 
-def child(context: int, steps: int, sp: int, zero1: bool) -> dict | None:
+
+def child(context: int, steps: int, sp: int, zero1: bool, chunk: int) -> dict | None:
     import torch
     import torch.distributed as dist
 
-    from _bench_common import CHUNK, build_model, logo_from_means, make_data, optimizer_step, peak_rss_gib, rss_gib, time_steps
+    from _bench_common import build_model, logo_from_means, make_data, optimizer_step, peak_rss_gib, rss_gib, time_steps
     from longrm.data.layout import pack, shared_context_example
     from longrm.modeling import branch_logprobs, prepare_model
     from longrm.parallel.context import ParallelContext
@@ -56,7 +62,7 @@ def child(context: int, steps: int, sp: int, zero1: bool) -> dict | None:
     batch = pack([shared_context_example(ctx, js)])
 
     def step():
-        lp, cnt = branch_logprobs(model, batch, par, chunk_size=CHUNK)
+        lp, cnt = branch_logprobs(model, batch, par, chunk_size=chunk)
         loss = logo_from_means(lp / cnt)
         if not zero1:
             optimizer_step(model, opt, loss)
@@ -90,11 +96,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def run(context: int, steps: int, sp: int, allocator: str, zero1: bool, world: int) -> dict:
+def run(context: int, steps: int, sp: int, allocator: str, zero1: bool, world: int, chunk: int) -> dict:
     from _bench_common import ALLOCATORS, last_json_line
 
     me = os.path.abspath(__file__)
-    args = ["--child", "--contexts", str(context), "--steps", str(steps), "--sp", str(sp)] + (["--zero1"] if zero1 else [])
+    args = ["--child", "--contexts", str(context), "--steps", str(steps), "--sp", str(sp), "--chunk", str(chunk)]
+    args += ["--zero1"] if zero1 else []
     env = dict(os.environ, **ALLOCATORS[allocator])
     nproc = world if zero1 else sp
     if nproc == 1:
@@ -126,19 +133,22 @@ def main(argv=None):
                     help="glibc allocator setting of both sides")
     ap.add_argument("--zero1", action="store_true",
                     help="both sides: world of --sp ranks, AdamW state sharded over it (SP=1 side = DP)")
+    ap.add_argument("--chunk", type=int, default=CHUNK,
+                    help=f"LM-head chunk (tokens; default {CHUNK} as in shared_context.py; the align stage uses 1024: "
+                    "then the 768 judgement tokens fit one chunk and the forward keeps their softmax for the backward)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     if args.child:
-        res = child(args.contexts[0], args.steps, args.sp, args.zero1)
+        res = child(args.contexts[0], args.steps, args.sp, args.zero1, args.chunk)
         if res is not None:
             print(json.dumps(res), flush=True)
         return
     contexts, steps = ([2048], 2) if args.quick else (args.contexts, args.steps)
     rows = []
     for c in contexts:
-        one = run(c, steps, 1, args.allocator, args.zero1, args.sp)
-        two = run(c, steps, args.sp, args.allocator, args.zero1, args.sp)
+        one = run(c, steps, 1, args.allocator, args.zero1, args.sp, args.chunk)
+        two = run(c, steps, args.sp, args.allocator, args.zero1, args.sp, args.chunk)
         print(f"# {c}: sp1 {one}\n# {c}: sp{args.sp} {two}", file=sys.stderr, flush=True)
         row = {"context": c, "sp1": one, f"sp{args.sp}": two}
         if "peak_gib" in one and "peak_gib" in two:
@@ -152,6 +162,7 @@ def main(argv=None):
     setup = (f"ZeRO-1 on both sides: world of {args.sp}, AdamW state sharded over it; SP=1 side = DP={args.sp}"
              if args.zero1 else "no ZeRO: every rank holds the full AdamW state and gradients")
     print(json.dumps({"benchmark": "sequence_parallel", "sp": args.sp, "steps": steps, "allocator": args.allocator,
+                      "lm_head_chunk": args.chunk,
                       "optimizer": setup, "rows": rows}))
 
 
