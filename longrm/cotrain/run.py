@@ -2,7 +2,8 @@
 
 Outputs in ``train.output_dir``: ``resolved_config.yaml``, ``metrics.jsonl`` (one JSON line per log step: TRL's
 ``reward``, ``rewards/<scorer>/mean``, ``rewards/rule/mean``, ``scorer/raw_mean``, ``loss``, ``hero/*``,
-``rm/*``, …), TRL ``checkpoint-N`` folders (``train.save_every``; a rerun resumes from the last one),
+``rm/*``, …), TRL ``checkpoint-N`` folders (``train.save_every``; each also holds ``scorer_state.pt``; a rerun
+resumes from the last one, scorer state included),
 ``final/`` (policy + tokenizer) and, when the scorer's RM was updated online, ``rm_final/``.
 """
 from __future__ import annotations
@@ -133,5 +134,7 @@ def run_cotrain(cfg: CotrainConfig, trainer_cls=None, callbacks: list | None = N
         msg = f"cotrain ({cfg.scorer.name}): {trainer.state.global_step} steps; final policy in {out / 'final'}"
         if logs:
             msg += f"; reward first {logs[0]['reward']:.4g} last {logs[-1]['reward']:.4g}"
+        if getattr(trainer, "scorer_state_restored", None):
+            msg += f"; scorer state restored from {trainer.scorer_state_restored}"
         print(msg, file=sys.stdout)
     return trainer

@@ -27,6 +27,7 @@ they raise.
 from __future__ import annotations
 
 import json
+import os
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -164,6 +165,29 @@ class CoTrainer(GRPOTrainer):
             for i in range(start, start + g):
                 inputs[i] = dict(row)
         return k
+
+    SCORER_STATE = "scorer_state.pt"
+
+    def _save_checkpoint(self, model, trial):
+        """TRL's checkpoint + ``scorer_state.pt``: the scorer's ``state_dict()`` (online RM weights and optimizer,
+        HERO's σ̄, SPARK's RNG) and the queued tasks."""
+        super()._save_checkpoint(model, trial)
+        if self.args.should_save:
+            folder = os.path.join(self._get_output_dir(trial=trial), f"checkpoint-{self.state.global_step}")
+            state = self.scorer.state_dict() if callable(getattr(self.scorer, "state_dict", None)) else {}
+            torch.save({"scorer": state, "task_queue": list(self.task_queue)}, os.path.join(folder, self.SCORER_STATE))
+
+    def _load_optimizer_and_scheduler(self, checkpoint):
+        """On resume, also restore ``scorer_state.pt`` (written by :meth:`_save_checkpoint`) when present."""
+        super()._load_optimizer_and_scheduler(checkpoint)
+        path = os.path.join(checkpoint, self.SCORER_STATE) if checkpoint is not None else None
+        if path and os.path.exists(path):
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            if callable(getattr(self.scorer, "load_state_dict", None)):
+                self.scorer.load_state_dict(saved["scorer"])
+            self.task_queue.clear()
+            self.task_queue.extend(saved["task_queue"])
+            self.scorer_state_restored = path
 
     def _log_counters(self, mode: str) -> None:
         """Per-batch increments of the judge counters a scorer (or HERO's RM) keeps: ``parse_failures``

@@ -93,6 +93,16 @@ class HeroScorer:
         if callable(getattr(rm, "update", None)):
             self.update = rm.update  # instance attribute: has_hook(self, "update") follows the RM
 
+    def state_dict(self) -> dict:
+        """σ̄ and the RM's own state (for resuming)."""
+        rm = self.rm.state_dict() if callable(getattr(self.rm, "state_dict", None)) else {}
+        return {"sigma_bar": self.sigma_bar, "rm": rm}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.sigma_bar = state.get("sigma_bar")
+        if state.get("rm") and callable(getattr(self.rm, "load_state_dict", None)):
+            self.rm.load_state_dict(state["rm"])
+
     def score(self, samples: Sequence[Sample]) -> list[float]:
         """[N] samples → [N] raw RM scores (the group transform turns them into rewards)."""
         return self.rm.score(samples)

@@ -269,6 +269,18 @@ class LongRMScorer:
         self.model.eval()
         return {**metrics, "rm/loss": float(loss.detach()), "rm/pairs": float(len(pos))}
 
+    def state_dict(self) -> dict:
+        """What an online-updated RM needs to resume: RM weights + its AdamW state (empty without ``update``)."""
+        if self.optimizer is None:
+            return {}
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict` (a no-op for an empty state)."""
+        if state:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+
     def save(self, path) -> None:
         """Save the discriminative RM (weights + tokenizer) as an HF folder (after online updates)."""
         if self.model is None:

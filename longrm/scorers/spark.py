@@ -83,6 +83,14 @@ class SparkScorer:
     def __init__(self, rule: RuleScorer, *, p_pointwise: float = 0.3, seed: int = 0):
         self.rule, self.p_pointwise, self.rng = rule, p_pointwise, random.Random(seed)
 
+    def state_dict(self) -> dict:
+        """The task-choice RNG state (for resuming)."""
+        return {"rng": self.rng.getstate()}
+
+    def load_state_dict(self, state: dict) -> None:
+        v, inner, gauss = state["rng"]
+        self.rng.setstate((v, tuple(inner), gauss))
+
     def score(self, samples: Sequence[Sample]) -> list[float]:
         """[N] samples → [N] rule scores in {0, 1} (NaN without a reference)."""
         return self.rule.score(samples)

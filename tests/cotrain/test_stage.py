@@ -1,5 +1,6 @@
 """``longrm cotrain``: configs validate, --help lists the keys, the tiny config runs through slurm/cotrain.sbatch
-(outside SLURM: the script's torchrun launch, world size 1) and a rerun resumes from the last checkpoint."""
+(outside SLURM: the script's torchrun launch, world size 1) and a rerun resumes from the last checkpoint, the
+scorer's state (HERO's running σ̄, the online RM) included."""
 import json
 import os
 import subprocess
@@ -45,10 +46,14 @@ def test_tiny_config_runs_via_sbatch_script_and_resumes(tmp_path, tiny_model_dir
     assert resolved["scorer"]["name"] == "hero" and resolved["train"]["max_steps"] == 2
     assert (out / "checkpoint-2").is_dir() and (out / "final" / "model.safetensors").exists()
     assert (out / "rm_final" / "model.safetensors").exists()
+    assert (out / "checkpoint-2" / "scorer_state.pt").exists()
     p = subprocess.run(args + ["--train.max_steps", "3"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-5000:]
-    steps = [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()
-             if "reward" in json.loads(x)]
-    assert steps == [1, 2, 3]  # the rerun continued from checkpoint-2 and ran step 3 only
+    assert "scorer state restored from" in p.stdout and "checkpoint-2" in p.stdout
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if "reward" in json.loads(x)]
+    assert [r["step"] for r in rows] == [1, 2, 3]  # the rerun continued from checkpoint-2 and ran step 3 only
     assert all("hero/sigma_bar" in r and "rewards/rule/mean" in r and "rm/pairs" in r for r in rows)
+    # HERO's running σ̄ continued across the restart: σ̄_3 = 0.9·σ̄_2 + 0.1·σ_u(step 3), not a fresh σ_u(step 3)
+    r2, r3 = rows[1], rows[2]
+    assert r3["hero/sigma_bar"] == pytest.approx(0.9 * r2["hero/sigma_bar"] + 0.1 * r3["hero/sigma_u"], rel=1e-4)
+    assert r3["hero/sigma_bar"] != pytest.approx(r3["hero/sigma_u"], rel=1e-3)

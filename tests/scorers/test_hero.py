@@ -72,3 +72,12 @@ def test_defaults_are_reference_defaults():
     h = ScorerConfig().hero
     assert (h.alpha, h.beta, h.w_min, h.w_max, h.k) == (0.05, 0.05, 0.4, 3.0, 6.0)
     assert isinstance(ScorerConfig(name="hero").hero, HeroSection)
+
+
+def test_state_dict_roundtrip():
+    h = HeroScorer(rm=None)
+    h.group_transform(RM, GROUPS, RULE)
+    h2 = HeroScorer(rm=None)
+    h2.load_state_dict(h.state_dict())
+    assert h2.sigma_bar == h.sigma_bar
+    assert torch.equal(h2.group_transform(RM, GROUPS, RULE).advantage_weight, h.group_transform(RM, GROUPS, RULE).advantage_weight)

@@ -180,3 +180,19 @@ def test_assistant_negatives_real_tiny_assistant(tiny_model_dir):
     # a random-init assistant writes text whose answer differs from the reference: both groups get a negative
     assert m["rm/pairs"] == 2 and m["rm/loss"] > 0
     assert any(not torch.equal(p, b) for p, b in zip(s.model.parameters(), before))
+
+
+def test_state_dict_roundtrip(tiny_model_dir):
+    mc = _mcfg(tiny_model_dir)
+    torch.manual_seed(0)
+    a = LongRMScorer(mc, mode="discriminative", update=True, update_lr=1e-3, device="cpu")
+    a.update(UpdateBatch(SAMPLES, torch.tensor(a.score(SAMPLES)), torch.tensor([1.0, 0.0, 1.0, 0.0]), torch.zeros(4)))
+    torch.manual_seed(1)  # a different fresh score head
+    b = LongRMScorer(mc, mode="discriminative", update=True, update_lr=1e-3, device="cpu")
+    assert b.score(SAMPLES) != pytest.approx(a.score(SAMPLES))
+    b.load_state_dict(a.state_dict())
+    assert b.score(SAMPLES) == pytest.approx(a.score(SAMPLES), abs=1e-6)
+    sa, sb = a.optimizer.state_dict(), b.optimizer.state_dict()
+    k = next(iter(sa["state"]))
+    assert torch.equal(sa["state"][k]["exp_avg"], sb["state"][k]["exp_avg"])
+    assert LongRMScorer(mc, mode="discriminative", device="cpu").state_dict() == {}  # nothing to resume

@@ -56,3 +56,16 @@ def test_spark_scorer_registry():
     assert len(tasks) == 1 and tasks[0]["answer"] in ("Yes", "No", "A", "B")
     with pytest.raises(Exception):
         ScorerConfig(name="spark", spark={"p_pointwise": 2})
+
+
+def test_state_dict_roundtrip():
+    import torch as _t
+
+    s = build_scorer(ScorerConfig(name="spark"))
+    samples = _group(0, "What is 3 + 3?", ["6", "7"], "6")
+    batch = UpdateBatch(samples, _t.tensor([1.0, 0.0]), _t.tensor([1.0, 0.0]), _t.zeros(2))
+    s.emit_tasks(batch)
+    state = s.state_dict()
+    s2 = build_scorer(ScorerConfig(name="spark"))
+    s2.load_state_dict({"rng": (state["rng"][0], list(state["rng"][1]), state["rng"][2])})  # lists after a reload
+    assert [s.emit_tasks(batch) for _ in range(5)] == [s2.emit_tasks(batch) for _ in range(5)]
