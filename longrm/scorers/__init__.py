@@ -24,11 +24,21 @@ class RuleSection(Section):
         "auto", description="answer checker: math-verify, plain normalised exact match, or auto (math-verify if installed)")
 
 
+class JudgeServerSection(Section):
+    base_url: str = Field("http://127.0.0.1:8000/v1", description="OpenAI-compatible API root (vLLM, SGLang, ...)")
+    model: str | None = Field(None, description="served model name (default: the model's name_or_path)")
+    api_key_env: str = Field("OPENAI_API_KEY", description="environment variable holding the API key, if any")
+    concurrency: int = Field(8, ge=1, description="requests in flight")
+
+
 class LongRMSection(Section):
     model: ModelConfig = Field(default_factory=lambda: ModelConfig(dtype="float32", gradient_checkpointing=False),
                                description="the trained LongRM (folder / hub id / tiny:qwen2)")
     mode: Literal["generative", "discriminative"] = Field(
         "generative", description="generative: pointwise [Score: N] judge; discriminative: scalar head at the last token")
+    backend: Literal["local", "server"] = Field("local", description="generative: local from_pretrained model, or "
+                                                "an OpenAI-compatible server (scorer.longrm.server)")
+    server: JudgeServerSection = JudgeServerSection()
     max_new_tokens: int = Field(512, ge=1, description="generative: greedy judge budget")
     default_score: float = Field(0.0, description="generative: reward when the judge output has no [Score: N] (0-1 scale)")
     sigmoid: bool = Field(False, description="discriminative: reward sigma(s) instead of s (Cooper's RL reward)")
@@ -111,7 +121,8 @@ def _longrm(cfg: ScorerConfig):
                         sigmoid=c.sigmoid, threshold=c.threshold, input_format=c.input_format,
                         batch_size=c.batch_size, device=c.device, update=c.update, update_lr=c.update_lr,
                         negatives=c.negatives, assistant=assistant, assistant_temperature=c.assistant_temperature,
-                        assistant_retries=c.assistant_retries, rule=rule)
+                        assistant_retries=c.assistant_retries, rule=rule,
+                        server=c.server.model_dump() if c.mode == "generative" and c.backend == "server" else None)
 
 
 def _hero(cfg: ScorerConfig):

@@ -4,7 +4,9 @@ Cooper-style online update of the discriminative RM (REFERENCE §2).
 Two modes, both loaded through the real ``from_pretrained`` path (:mod:`longrm.models`):
 
 - ``generative`` — the pointwise judge prompt (:func:`longrm.judging.prompts.pointwise_messages`: context,
-  question, response → ``[Analysis] … [Score: N]``), greedy generation (:class:`longrm.eval.backends.LocalGenerator`),
+  question, response → ``[Analysis] … [Score: N]``), greedy generation by a local model
+  (:class:`longrm.eval.backends.LocalGenerator`) or an OpenAI-compatible server such as vLLM
+  (:class:`longrm.eval.backends.ServerGenerator`; a request that still fails after its retries parses as a failure),
   parsed with :func:`longrm.judging.parsers.parse_pointwise`; reward = (N − lo)/(hi − lo) ∈ [0, 1] with
   (lo, hi) = (0, 10).  A parse failure gets ``default_score`` (on the same [0, 1] scale) and is counted.
 - ``discriminative`` — ``AutoModelForSequenceClassification`` (scalar head): reward = the head's output at the
@@ -146,7 +148,7 @@ class LongRMScorer:
                  input_format: Literal["chat", "verify"] = "chat", batch_size: int = 8, device: str = "cpu",
                  update: bool = False, update_lr: float = 1e-5, negatives: Literal["group", "assistant"] = "group",
                  assistant=None, assistant_temperature: float = 0.7, assistant_retries: int = 3, rule=None,
-                 generator=None):
+                 generator=None, server: dict | None = None):
         from ..eval.backends import pick_device
 
         self.mode, self.default_score, self.sigmoid, self.batch_size = mode, default_score, sigmoid, batch_size
@@ -162,7 +164,13 @@ class LongRMScorer:
         if update and mode != "discriminative":
             raise ValueError("scorer.longrm.update is implemented for the discriminative RM only")
         if mode == "generative":
-            if self.generator is None:
+            if self.generator is None and server is not None:
+                from ..eval.backends import ServerGenerator
+
+                self.generator = ServerGenerator(server["base_url"], server.get("model") or model_cfg.name_or_path,
+                                                 max_new_tokens=max_new_tokens, api_key_env=server["api_key_env"],
+                                                 concurrency=server["concurrency"])
+            elif self.generator is None:
                 from ..eval.backends import LocalGenerator
 
                 self.generator = LocalGenerator(model_cfg, max_new_tokens=max_new_tokens, batch_size=batch_size,

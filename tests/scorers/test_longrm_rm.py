@@ -196,3 +196,33 @@ def test_state_dict_roundtrip(tiny_model_dir):
     k = next(iter(sa["state"]))
     assert torch.equal(sa["state"][k]["exp_avg"], sb["state"][k]["exp_avg"])
     assert LongRMScorer(mc, mode="discriminative", device="cpu").state_dict() == {}  # nothing to resume
+
+
+def test_generative_server_backend():
+    """The generative judge behind an OpenAI-compatible server (the eval tests' fake judge: it scores a response
+    by its length, [Score: min(10, len // 6)])."""
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    from eval_fakes import _Handler
+
+    _Handler.calls = []
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{srv.server_address[1]}/v1"
+        s = build_scorer(ScorerConfig(name="longrm", longrm=LongRMSection(
+            mode="generative", backend="server", server={"base_url": url, "model": "judge"}, max_new_tokens=64)))
+        completions = ["5", "It is 5.", "x" * 30, "y" * 200]
+        out = s.score([Sample("What is 2 + 3?", c, "5", 0) for c in completions])
+        assert out == pytest.approx([min(10, len(c) // 6) / 10 for c in completions])
+        assert len(_Handler.calls) == 4 and all(b["model"] == "judge" and b["temperature"] == 0.0 for b in _Handler.calls)
+        assert "<response>\nIt is 5.\n</response>" in "".join(m["content"] for m in _Handler.calls[1]["messages"])
+        failing = build_scorer(ScorerConfig(name="longrm", longrm=LongRMSection(
+            mode="generative", backend="server", server={"base_url": url + "/fail"}, default_score=0.4)))
+        from longrm.eval.backends import ServerError
+
+        with pytest.raises(ServerError):  # every request failed: the server is taken to be down
+            failing.score([Sample("q", "a", "a", 0)])
+    finally:
+        srv.shutdown()
