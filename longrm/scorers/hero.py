@@ -21,14 +21,13 @@ source: (0.5, 2.0, 5.0)), ε = 1e-6, m = 0.9.  The RM is any other scorer (norma
 """
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import torch
 
 from .base import GroupTransform, Sample
 
-__all__ = ["HeroScorer", "stratified_rewards", "variance_weights"]
+__all__ = ["HeroScorer", "stratified_rewards", "variance_weights", "sig_mean"]
 
 
 def stratified_rewards(rm: torch.Tensor, rule: torch.Tensor, groups: torch.Tensor, *, alpha: float = 0.05,
@@ -75,11 +74,17 @@ def variance_weights(rm: torch.Tensor, groups: torch.Tensor, sigma_bar: float, *
     return w.float(), sig.float()
 
 
+def sig_mean(scores: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+    """Mean over groups of the population std of ``scores`` within each group ([N], [N] → scalar)."""
+    s = scores.detach().double()
+    return torch.stack([s[groups == g].std(unbiased=False) for g in torch.unique(groups)]).mean()
+
+
 class HeroScorer:
     """``score`` = the RM's raw scores; ``group_transform`` = stratified rewards + variance-aware advantage weights.
 
-    Keeps σ̄ (``sigma_bar``, None before the first batch) across calls.  ``update`` / ``emit_tasks`` pass through
-    to the RM scorer when it has them (Cooper-style update of the RM inside HERO).
+    Keeps σ̄ (``sigma_bar``, None before the first batch) across calls.  ``update`` passes through to the RM
+    scorer when it has one (Cooper-style online update of the RM inside HERO).
     """
 
     name = "hero"
@@ -114,19 +119,13 @@ class HeroScorer:
         """
         if torch.isnan(rule_scores).any():
             raise ValueError("hero needs a rule score for every rollout: some prompts have no reference answer")
-        rewards = stratified_rewards(scores, rule_scores, groups, alpha=self.alpha, beta=self.beta, eps=self.eps)
-        sigma_prev = self.sigma_bar
-        w, sig = variance_weights(scores, groups, sigma_prev if sigma_prev is not None else float(sig_mean(scores, groups)),
-                                  w_min=self.w_min, w_max=self.w_max, k=self.k)
-        batch_mean = float(sig.mean())
-        self.sigma_bar = batch_mean if sigma_prev is None else self.m * sigma_prev + (1 - self.m) * batch_mean
-        metrics = {"hero/sigma_bar": self.sigma_bar, "hero/sigma_u": batch_mean, "hero/weight_mean": float(w.mean())}
-        if not math.isfinite(self.sigma_bar):
+        if not torch.isfinite(scores).all():
             raise ValueError("hero: RM scores are not finite")
+        rewards = stratified_rewards(scores, rule_scores, groups, alpha=self.alpha, beta=self.beta, eps=self.eps)
+        # the weights use σ̄ from the previous batches (the first batch: its own mean σ_u), then σ̄ moves
+        bar = self.sigma_bar if self.sigma_bar is not None else float(sig_mean(scores, groups))
+        w, sig = variance_weights(scores, groups, bar, w_min=self.w_min, w_max=self.w_max, k=self.k)
+        batch_mean = float(sig.mean())
+        self.sigma_bar = batch_mean if self.sigma_bar is None else self.m * self.sigma_bar + (1 - self.m) * batch_mean
+        metrics = {"hero/sigma_bar": self.sigma_bar, "hero/sigma_u": batch_mean, "hero/weight_mean": float(w.mean())}
         return GroupTransform(rewards=rewards, advantage_weight=w, metrics=metrics)
-
-
-def sig_mean(scores: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
-    """Mean over groups of the population std of ``scores`` within each group ([N], [N] → scalar)."""
-    s = scores.detach().double()
-    return torch.stack([s[groups == g].std(unbiased=False) for g in torch.unique(groups)]).mean()
