@@ -9,7 +9,9 @@ YAML with ``yaml.safe_load``, applies the dotted overrides (each value parsed as
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import tempfile
 import types
 import typing
@@ -205,6 +207,30 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def publish_dir(tmp: str | os.PathLike, dest: str | os.PathLike) -> Path:
+    """Move the finished folder ``tmp`` to ``dest``, replacing an older ``dest``."""
+    dest = Path(dest)
+    if dest.exists():
+        shutil.rmtree(dest)
+    os.replace(tmp, dest)
+    return dest
+
+
+@contextlib.contextmanager
+def atomic_dir(dest: str | os.PathLike):
+    """Yield a fresh temp folder beside ``dest``; on success it replaces ``dest`` (never a half-written folder)."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".tmp-{dest.name}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    publish_dir(tmp, dest)
 
 
 def save_resolved(cfg: BaseModel, out_dir: str | os.PathLike, name: str = "resolved_config.yaml") -> Path:

@@ -8,13 +8,14 @@ resumes from the last one, scorer state included),
 """
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 
-from ..config import ModelConfig, Section, save_resolved
+from ..config import ModelConfig, Section, atomic_dir, publish_dir, save_resolved
 from ..scorers import ScorerConfig
 
 __all__ = ["CotrainData", "GRPOSection", "CotrainTrain", "CotrainConfig", "build_trainer", "run_cotrain"]
@@ -120,15 +121,21 @@ def run_cotrain(cfg: CotrainConfig, trainer_cls=None, callbacks: list | None = N
 
     out = Path(cfg.train.output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out / ".tmp-final", ignore_errors=True)  # left by a run killed while saving
     save_resolved(cfg, out)
     trainer = build_trainer(cfg, trainer_cls, callbacks)
     last = get_last_checkpoint(str(out)) if any(out.glob("checkpoint-*")) else None
     trainer.train(resume_from_checkpoint=last)
-    trainer.save_model(str(out / "final"))
-    trainer.processing_class.save_pretrained(str(out / "final"))
+    tmp = out / ".tmp-final"  # written whole, then renamed: never a half-written final/
+    trainer.save_model(str(tmp))  # every process calls it (collective under DeepSpeed / FSDP); the main one writes
+    if trainer.accelerator.is_main_process:
+        trainer.processing_class.save_pretrained(str(tmp))
+        publish_dir(tmp, out / "final")
+    trainer.accelerator.wait_for_everyone()
     rm = getattr(trainer.scorer, "rm", trainer.scorer)
     if getattr(rm, "optimizer", None) is not None and trainer.accelerator.is_main_process:
-        rm.save(out / "rm_final")
+        with atomic_dir(out / "rm_final") as tmp:
+            rm.save(tmp)
     if trainer.accelerator.is_main_process:
         logs = [r for r in trainer.state.log_history if "reward" in r]
         msg = f"cotrain ({cfg.scorer.name}): {trainer.state.global_step} steps; final policy in {out / 'final'}"

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import atomic_write_text, save_resolved
+from ..config import atomic_dir, atomic_write_text, save_resolved
 from .dist import barrier, is_main
 
 __all__ = ["CKPT", "HF", "tag_for", "latest_tag", "clean_partial", "save_resume", "load_resume", "save_hf",
@@ -125,16 +125,11 @@ def save_hf(engine, tokenizer, cfg, dest: str | os.PathLike) -> Path | None:
     if engine.zero_optimization_stage() == 3:
         state_dict = engine._zero3_consolidated_16bit_state_dict()  # collective
     if is_main():
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.parent / f".tmp-{dest.name}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        module.save_pretrained(str(tmp), state_dict=state_dict, safe_serialization=True)
-        if tokenizer is not None:
-            tokenizer.save_pretrained(str(tmp))
-        if cfg is not None:
-            save_resolved(cfg, tmp)
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
+        with atomic_dir(dest) as tmp:
+            module.save_pretrained(str(tmp), state_dict=state_dict, safe_serialization=True)
+            if tokenizer is not None:
+                tokenizer.save_pretrained(str(tmp))
+            if cfg is not None:
+                save_resolved(cfg, tmp)
     barrier()
     return dest if is_main() else None

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_quickstart_pipeline_end_to_end(tmp_path, tiny_model_dir):
     cfg = yaml.safe_load((REPO / "configs" / "quickstart.yaml").read_text())
     for step in cfg["pipeline"]["steps"]:
-        if step["stage"] in ("sft", "align", "disrm"):
+        if step["stage"] in ("sft", "align", "disrm", "cotrain"):
             step["overrides"] += ["--train.max_steps", "2", "--train.save_every", "0"]
     cfg["pipeline"]["output_dir"] = str(tmp_path / "qs")
     f = tmp_path / "quickstart.yaml"
@@ -26,8 +26,10 @@ def test_quickstart_pipeline_end_to_end(tmp_path, tiny_model_dir):
     qs = tmp_path / "qs"
     state = json.loads((qs / "pipeline_state.json").read_text())
     assert all(v["done"] for v in state.values()) and len(state) == len(cfg["pipeline"]["steps"])
-    for stage in ("sft", "align", "disrm"):
+    for stage in ("sft", "align", "disrm", "cotrain"):
         assert (qs / stage / "final" / "model.safetensors").exists()
+    logged = [json.loads(x) for x in (qs / "cotrain" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in logged if "reward" in r] == [1, 2]  # the policy's reward, logged every step
     for run in ("align", "disrm"):
         m = json.loads((qs / "eval" / run / "metrics.json").read_text())
         assert m["n_samples"] == m["n_pairwise"] + m["n_best_of_n"] > 0 and m["mode"]
