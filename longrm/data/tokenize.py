@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Literal, Sequence
 
-__all__ = ["encode_prompt", "encode_completion", "keep_head_tail", "Truncator", "TooLong"]
+__all__ = ["encode_prompt", "encode_completion", "keep_head_tail", "pad_batch", "Truncator", "TooLong"]
 
 
 def encode_prompt(tokenizer, messages: Sequence[dict]) -> list[int]:
@@ -27,6 +27,24 @@ def encode_completion(tokenizer, text: str, add_eos: bool = True) -> list[int]:
     if add_eos and tokenizer.eos_token_id is not None:
         ids = ids + [tokenizer.eos_token_id]
     return ids
+
+
+def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int, left: bool = False):
+    """Token id lists -> ``(input_ids [B, W] long, attention_mask [B, W] long)``, W = the longest length.
+
+    ``left=True`` pads on the left (batched generation: every prompt ends at column W-1); otherwise on the right
+    (scoring: row r's last real token is at ``len(seqs[r]) - 1``).
+    """
+    import torch
+
+    width = max((len(x) for x in seqs), default=0)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for r, x in enumerate(seqs):
+        cols = slice(width - len(x), width) if left else slice(0, len(x))
+        ids[r, cols] = torch.tensor(list(x), dtype=torch.long)
+        mask[r, cols] = 1
+    return ids, mask
 
 
 def keep_head_tail(ids: Sequence[int], max_len: int, head: int | None = None) -> list[int]:

@@ -100,7 +100,7 @@ class LocalGenerator:
         self._torch = torch
 
     def generate(self, convs: Sequence[Conversation]) -> list[str]:
-        from ..data.tokenize import encode_prompt
+        from ..data.tokenize import encode_prompt, pad_batch
 
         torch = self._torch
         ids = [self.truncation(encode_prompt(self.tok, c)) for c in convs]
@@ -108,12 +108,8 @@ class LocalGenerator:
         order = sorted(range(len(ids)), key=lambda i: -lengths[i])
         out: list[str] = [""] * len(ids)
         for batch in _batches(order, lengths, self.batch_size, self.max_batch_tokens):
-            width = max(lengths[i] for i in batch)
-            inp = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for r, i in enumerate(batch):
-                inp[r, width - lengths[i]:] = torch.tensor(ids[i])
-                mask[r, width - lengths[i]:] = 1
+            inp, mask = pad_batch([ids[i] for i in batch], self.pad_id, left=True)
+            width = inp.shape[1]
             with torch.inference_mode():
                 gen = self.model.generate(input_ids=inp.to(self.device), attention_mask=mask.to(self.device),
                                           max_new_tokens=self.max_new_tokens, do_sample=False, num_beams=1,
@@ -154,6 +150,8 @@ class LocalScorer:
         return self.truncation(list(out))
 
     def score(self, convs: Sequence[Conversation]) -> list[float]:
+        from ..data.tokenize import pad_batch
+
         torch = self._torch
         ids = [self._encode(c) for c in convs]
         lengths = [len(x) for x in ids]
@@ -161,12 +159,7 @@ class LocalScorer:
         out: list[float] = [0.0] * len(ids)
         bs = self.batch_size if self.head is not None else 1
         for batch in _batches(order, lengths, bs, self.max_batch_tokens):
-            width = max(lengths[i] for i in batch)
-            inp = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for r, i in enumerate(batch):
-                inp[r, :lengths[i]] = torch.tensor(ids[i])
-                mask[r, :lengths[i]] = 1
+            inp, mask = pad_batch([ids[i] for i in batch], self.pad_id)
             with torch.inference_mode():
                 res = self.model(input_ids=inp.to(self.device), attention_mask=mask.to(self.device))
             if self.head is not None and self._captured is not None and self._captured.dim() == 3:

@@ -36,6 +36,7 @@ from typing import Literal, Sequence
 
 import torch
 
+from ..data.tokenize import pad_batch
 from .base import Sample, UpdateBatch
 
 __all__ = ["LongRMScorer", "judge_messages", "rm_messages", "verify_text", "normalize_score", "cooper_pairs",
@@ -209,12 +210,7 @@ class LongRMScorer:
         out = []
         for start in range(0, len(ids), self.batch_size):
             chunk = ids[start:start + self.batch_size]
-            width = max(len(x) for x in chunk)
-            inp = torch.full((len(chunk), width), self.pad_id, dtype=torch.long)
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for r, x in enumerate(chunk):
-                inp[r, :len(x)] = torch.tensor(x)
-                mask[r, :len(x)] = 1
+            inp, mask = pad_batch(chunk, self.pad_id)
             self.model(input_ids=inp.to(self.device), attention_mask=mask.to(self.device))
             last = torch.tensor([len(x) - 1 for x in chunk], device=self.device)
             out.append(self._per_token[torch.arange(len(chunk), device=self.device), last, 0].float())

@@ -26,19 +26,15 @@ class LocalSampler:
         self._torch = torch
 
     def generate(self, convs: Sequence[list[dict]], temperature: float = 0.0) -> list[str]:
-        from ..data.tokenize import encode_prompt
+        from ..data.tokenize import encode_prompt, pad_batch
 
         torch = self._torch
         ids = [encode_prompt(self.tok, c) for c in convs]
         out = []
         for start in range(0, len(ids), self.batch_size):
             chunk = ids[start:start + self.batch_size]
-            width = max(len(x) for x in chunk)
-            inp = torch.full((len(chunk), width), self.pad_id, dtype=torch.long)
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for r, x in enumerate(chunk):
-                inp[r, width - len(x):] = torch.tensor(x)
-                mask[r, width - len(x):] = 1
+            inp, mask = pad_batch(chunk, self.pad_id, left=True)
+            width = inp.shape[1]
             kw = dict(do_sample=True, temperature=temperature, top_p=1.0, top_k=0) if temperature > 0 else dict(
                 do_sample=False, temperature=None, top_p=None, top_k=None)
             with torch.inference_mode():

@@ -37,3 +37,12 @@ def test_chat_template_roundtrip(tiny_tokenizer):
     assert text.endswith("<|im_start|>assistant\n") and "is it good?" in text
     comp = encode_completion(tiny_tokenizer, "[Score: 7]")
     assert comp[-1] == tiny_tokenizer.eos_token_id and tiny_tokenizer.decode(comp[:-1]) == "[Score: 7]"
+
+
+def test_pad_batch_left_and_right():
+    from longrm.data.tokenize import pad_batch
+
+    ids, mask = pad_batch([[5, 6, 7], [8]], pad_id=0)
+    assert ids.tolist() == [[5, 6, 7], [8, 0, 0]] and mask.tolist() == [[1, 1, 1], [1, 0, 0]]
+    ids, mask = pad_batch([[5, 6, 7], [8]], pad_id=9, left=True)
+    assert ids.tolist() == [[5, 6, 7], [9, 9, 8]] and mask.tolist() == [[1, 1, 1], [0, 0, 1]]
