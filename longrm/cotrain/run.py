@@ -80,7 +80,7 @@ def _grpo_args(cfg: CotrainConfig):
         adam_beta2=t.adam_betas[1], max_grad_norm=t.grad_clip if t.grad_clip > 0 else 1e9, max_steps=t.max_steps,
         gradient_accumulation_steps=t.gradient_accumulation_steps, logging_steps=t.log_every,
         save_strategy="steps" if t.save_every else "no", save_steps=t.save_every or 500, report_to="none",
-        gradient_checkpointing=cfg.model.gradient_checkpointing, dataloader_num_workers=0,
+        activation_checkpointing=cfg.model.gradient_checkpointing, dataloader_num_workers=0,
         per_device_train_batch_size=g.prompts_per_step * g.num_generations, num_generations=g.num_generations,
         max_completion_length=g.max_completion_length, temperature=g.temperature, top_p=g.top_p, beta=g.beta,
         epsilon=g.epsilon, loss_type=g.loss_type, scale_rewards=g.scale_rewards, num_iterations=g.num_iterations,
