@@ -111,3 +111,32 @@ def hand_hero_advantages(rm, rule, G, alpha, beta, eps, w_min, w_max, k, m, sigm
             adv[i] = (r_hat[i] - mean) / (std + 1e-4) * w
     new_bar = sum(sig_u) / len(sig_u) if sigma_bar is None else m * sigma_bar + (1 - m) * sum(sig_u) / len(sig_u)
     return adv, new_bar
+
+
+def batch_keys(batch: dict) -> list[tuple]:
+    """(prompt ids, completion ids) of each row of a GRPO batch, padding removed: a rollout's identity."""
+    def key(ids, mask):
+        return tuple(ids[mask.bool()].tolist())
+
+    return [(key(batch["prompt_ids"][i], batch["prompt_mask"][i]), key(batch["completion_ids"][i], batch["completion_mask"][i]))
+            for i in range(batch["prompt_ids"].shape[0])]
+
+
+def recording_trainer():
+    """A CoTrainer that records each generation batch (``gens``: keys, scores, rule scores, in generation order)
+    and each loss call's (shuffled) inputs (``losses``: keys, advantages) and logs ``"loss"`` in ``events``."""
+    from longrm.cotrain.trainer import CoTrainer
+
+    class Record(CoTrainer):
+        def _generate_and_score_completions(self, inputs):
+            out = super()._generate_and_score_completions(inputs)
+            self.__dict__.setdefault("gens", []).append(dict(keys=batch_keys(out), scores=self.last_batch["scores"].clone(),
+                                                             rule=self.last_batch["rule_scores"].clone()))
+            return out
+
+        def _compute_loss(self, model, inputs):
+            self.__dict__.setdefault("losses", []).append((batch_keys(inputs), inputs["advantages"].detach().clone()))
+            self.__dict__.setdefault("events", []).append("loss")
+            return super()._compute_loss(model, inputs)
+
+    return Record

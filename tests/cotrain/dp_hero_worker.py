@@ -9,47 +9,26 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cotrain_helpers import hand_hero_advantages  # noqa: E402
+from cotrain_helpers import hand_hero_advantages, recording_trainer  # noqa: E402
 from longrm.config import load_config  # noqa: E402
 from longrm.cotrain.run import CotrainConfig, run_cotrain  # noqa: E402
-from longrm.cotrain.trainer import CoTrainer  # noqa: E402
-
-
-def _key(ids, mask):
-    return tuple(ids[mask.bool()].tolist())
-
-
-class Record(CoTrainer):
-    def _generate_and_score_completions(self, inputs):
-        out = super()._generate_and_score_completions(inputs)
-        keys = [(_key(out["prompt_ids"][i], out["prompt_mask"][i]), _key(out["completion_ids"][i], out["completion_mask"][i]))
-                for i in range(out["prompt_ids"].shape[0])]
-        self.__dict__.setdefault("gens", []).append(dict(keys=keys, scores=self.last_batch["scores"].tolist(),
-                                                         rule=self.last_batch["rule_scores"].tolist()))
-        return out
-
-    def _compute_loss(self, model, inputs):
-        keys = [(_key(inputs["prompt_ids"][i], inputs["prompt_mask"][i]),
-                 _key(inputs["completion_ids"][i], inputs["completion_mask"][i])) for i in range(inputs["prompt_ids"].shape[0])]
-        self.__dict__.setdefault("losses", []).append((keys, inputs["advantages"].tolist()))
-        return super()._compute_loss(model, inputs)
 
 
 def main():
     cfg = load_config(CotrainConfig, None, sys.argv[1:])
     out = Path(cfg.train.output_dir)
-    tr = run_cotrain(cfg, trainer_cls=Record)
+    tr = run_cotrain(cfg, trainer_cls=recording_trainer())
     h, G = cfg.scorer.hero, cfg.grpo.num_generations
     rank, bar, worst, checked, n_global = tr.accelerator.process_index, None, 0.0, 0, []
     for gen, (keys, got) in zip(tr.gens, tr.losses):
-        rule = [int(x) for x in gen["rule"]]
-        want, bar = hand_hero_advantages(gen["scores"], rule, G, h.alpha, h.beta, h.eps, h.w_min, h.w_max, h.k,
+        rule = [int(x) for x in gen["rule"].tolist()]
+        want, bar = hand_hero_advantages(gen["scores"].tolist(), rule, G, h.alpha, h.beta, h.eps, h.w_min, h.w_max, h.k,
                                          h.ema_momentum, bar)
         n_local = len(gen["keys"])
         n_global.append(len(gen["scores"]))
         mine = want[rank * n_local:(rank + 1) * n_local]  # this rank's slice of the gathered batch
         expected = dict(zip(gen["keys"], mine))
-        for key, a in zip(keys, got):
+        for key, a in zip(keys, got.tolist()):
             worst = max(worst, abs(a - expected[key]))
             checked += 1
     (out / f"rank{rank}.json").write_text(json.dumps({"worst": worst, "checked": checked, "n_global": n_global,

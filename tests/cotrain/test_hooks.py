@@ -6,33 +6,12 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
-from cotrain_helpers import hand_hero_advantages as _hand_hero, overrides
+from cotrain_helpers import hand_hero_advantages as _hand_hero, overrides, recording_trainer
 from longrm.config import load_config
 from longrm.cotrain.run import CotrainConfig, run_cotrain
-from longrm.cotrain.trainer import CoTrainer
 
 
-def _key(ids, mask):
-    return tuple(ids[mask.bool()].tolist())
-
-
-class Record(CoTrainer):
-    """Records each generation batch (in generation order) and each loss call's (shuffled) inputs."""
-
-    def _generate_and_score_completions(self, inputs):
-        out = super()._generate_and_score_completions(inputs)
-        keys = [(_key(out["prompt_ids"][i], out["prompt_mask"][i]), _key(out["completion_ids"][i], out["completion_mask"][i]))
-                for i in range(out["prompt_ids"].shape[0])]
-        self.__dict__.setdefault("gens", []).append(
-            dict(keys=keys, scores=self.last_batch["scores"].clone(), rule=self.last_batch["rule_scores"].clone()))
-        return out
-
-    def _compute_loss(self, model, inputs):
-        keys = [(_key(inputs["prompt_ids"][i], inputs["prompt_mask"][i]),
-                 _key(inputs["completion_ids"][i], inputs["completion_mask"][i])) for i in range(inputs["prompt_ids"].shape[0])]
-        self.__dict__.setdefault("losses", []).append((keys, inputs["advantages"].detach().clone()))
-        self.__dict__.setdefault("events", []).append("loss")
-        return super()._compute_loss(model, inputs)
+Record = recording_trainer()
 
 
 @pytest.mark.slow
