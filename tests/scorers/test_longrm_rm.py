@@ -217,7 +217,9 @@ def test_generative_server_backend():
         out = s.score([Sample("What is 2 + 3?", c, "5", 0) for c in completions])
         assert out == pytest.approx([min(10, len(c) // 6) / 10 for c in completions])
         assert len(_Handler.calls) == 4 and all(b["model"] == "judge" and b["temperature"] == 0.0 for b in _Handler.calls)
-        assert "<response>\nIt is 5.\n</response>" in "".join(m["content"] for m in _Handler.calls[1]["messages"])
+        sent = sorted("".join(m["content"] for m in b["messages"]) for b in _Handler.calls)  # concurrent: any order
+        for c in completions:  # each completion was judged in exactly one request
+            assert sum(f"<response>\n{c}\n</response>" in text for text in sent) == 1, c
         failing = build_scorer(ScorerConfig(name="longrm", longrm=LongRMSection(
             mode="generative", backend="server", server={"base_url": url + "/fail"}, default_score=0.4)))
         from longrm.eval.backends import ServerError
