@@ -79,7 +79,8 @@ def _batches(order: list[int], lengths: list[int], batch_size: int, max_batch_to
 
 
 class LocalGenerator:
-    """Greedy generation with a local causal LM, batched with left padding (longest prompts first)."""
+    """Generation with a local causal LM, batched with left padding (longest prompts first): greedy, or sampled
+    when ``generate`` is given a temperature > 0."""
 
     def __init__(self, model_cfg, *, max_new_tokens: int = 2048, batch_size: int = 1,
                  max_batch_tokens: int | None = None, truncation: HeadTail | None = None, device: str = "auto"):
@@ -99,10 +100,12 @@ class LocalGenerator:
             eos[0] if isinstance(eos, list) else eos)
         self._torch = torch
 
-    def generate(self, convs: Sequence[Conversation]) -> list[str]:
+    def generate(self, convs: Sequence[Conversation], temperature: float = 0.0) -> list[str]:
         from ..data.tokenize import encode_prompt, pad_batch
 
         torch = self._torch
+        sampling = (dict(do_sample=True, temperature=temperature, top_p=1.0, top_k=0) if temperature > 0 else
+                    dict(do_sample=False, temperature=None, top_p=None, top_k=None))
         ids = [self.truncation(encode_prompt(self.tok, c)) for c in convs]
         lengths = [len(x) for x in ids]
         order = sorted(range(len(ids)), key=lambda i: -lengths[i])
@@ -112,9 +115,8 @@ class LocalGenerator:
             width = inp.shape[1]
             with torch.inference_mode():
                 gen = self.model.generate(input_ids=inp.to(self.device), attention_mask=mask.to(self.device),
-                                          max_new_tokens=self.max_new_tokens, do_sample=False, num_beams=1,
-                                          temperature=None, top_p=None, top_k=None, use_cache=True,
-                                          eos_token_id=self.eos, pad_token_id=self.pad_id)
+                                          max_new_tokens=self.max_new_tokens, num_beams=1, use_cache=True,
+                                          eos_token_id=self.eos, pad_token_id=self.pad_id, **sampling)
             for r, i in enumerate(batch):
                 out[i] = self.tok.decode(gen[r, width:].tolist(), skip_special_tokens=True)
         return out
