@@ -265,9 +265,11 @@ def _files_of(path: Path) -> dict[str, Path]:
 
 
 @contextlib.contextmanager
-def _staged(files: dict[str, Path], generated: dict[str, str]) -> Iterator[Path]:
-    """A temporary folder with a symlink per file and the generated texts; removed afterwards."""
-    tmp = Path(tempfile.mkdtemp(prefix="longrm-push-"))
+def _staged(files: dict[str, Path], generated: dict[str, str], name: str) -> Iterator[Path]:
+    """A temporary folder ``.../name`` with a symlink per file and the generated texts; removed afterwards."""
+    top = Path(tempfile.mkdtemp(prefix="longrm-push-"))
+    tmp = top / (name or "upload")
+    tmp.mkdir()
     try:
         for rel, src in files.items():
             dst = tmp / rel
@@ -281,7 +283,7 @@ def _staged(files: dict[str, Path], generated: dict[str, str]) -> Iterator[Path]
             dst.write_text(text)
         yield tmp
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(top, ignore_errors=True)
 
 
 def _refuse_if_token_inside(files: dict[str, Path], generated: dict[str, str]) -> None:
@@ -298,12 +300,12 @@ def _refuse_if_token_inside(files: dict[str, Path], generated: dict[str, str]) -
 
 
 def _upload(hf, files: dict[str, Path], generated: dict[str, str], repo_id: str, *, repo_type: str | None,
-            branch: str | None, private: bool, commit_message: str) -> str:
+            branch: str | None, private: bool, commit_message: str, name: str) -> str:
     _refuse_if_token_inside(files, generated)
     hf.create_repo(repo_id=repo_id, repo_type=repo_type, private=private, exist_ok=True)
     if branch:
         hf.create_branch(repo_id=repo_id, repo_type=repo_type, branch=branch, exist_ok=True)
-    with _staged(files, generated) as tmp:
+    with _staged(files, generated, name) as tmp:
         info = hf.upload_folder(repo_id=repo_id, repo_type=repo_type, folder_path=str(tmp), revision=branch,
                                 commit_message=commit_message, ignore_patterns=["*.tmp", ".*"])
     return str(getattr(info, "commit_url", info))
@@ -330,7 +332,7 @@ def push_folder(folder: str | os.PathLike, repo_id: str, *, branch: str | None =
         files.update(extra)
     hf = _hf_api(api)
     url = _upload(hf, files, generated, repo_id, repo_type=None, branch=branch, private=private,
-                  commit_message=commit_message)
+                  commit_message=commit_message, name=folder.name)
     log.info("pushed %s (%d files) to %s%s", folder, len(files) + len(generated), repo_id,
              f"@{branch}" if branch else "")
     return url
@@ -347,7 +349,7 @@ def push_dataset(path: str | os.PathLike, repo_id: str, *, branch: str | None = 
     generated = {} if "README.md" in files else {"README.md": dataset_card(p, repo_id, report)}
     hf = _hf_api(api)
     url = _upload(hf, files, generated, repo_id, repo_type="dataset", branch=branch, private=private,
-                  commit_message=commit_message)
+                  commit_message=commit_message, name=p.stem)
     log.info("pushed dataset %s (%d files) to %s", p, len(files) + len(generated), repo_id)
     return url
 

@@ -250,6 +250,7 @@ def test_push_stage_wiring(run_dirs, tmp_path, monkeypatch):
     assert [c[0] for c in api.calls] == ["create_repo", "upload_folder"]
     up = api.calls[-1][1]
     assert up["repo_id"] == "org/x" and up["revision"] is None and up["commit_message"] == "Upload LongRM model"
+    assert Path(up["folder_path"]).name == "final"  # the staged upload keeps the folder's name (step-N, final)
     card = up["files"]["README.md"].decode()
     assert "| pairwise_avg | 0.61 |" in card and "nested" not in card
 
