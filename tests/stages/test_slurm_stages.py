@@ -1,18 +1,76 @@
-"""slurm/align.sbatch submitted to a real local SLURM: srun + torchrun (c10d rendezvous) + longrm align."""
+"""slurm/{sft,align,disrm}.sbatch: the multi-node launch lines (dry run, 2 nodes x 8 GPUs, no SLURM needed) and
+real submissions to a local one-node SLURM: srun + torchrun (c10d rendezvous) + the stage, resubmission resumes."""
 import json
+import os
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_align_sbatch_runs_and_resumes(tmp_path, tiny_model_dir):
+def _dry_run(stage: str, config: str, *overrides: str, **env) -> subprocess.CompletedProcess:
+    full = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    full.update(LONGRM_ROOT=str(REPO), LONGRM_DRY_RUN="1", **env)
+    full.pop("OMP_NUM_THREADS", None)
+    return subprocess.run(["bash", str(REPO / "slurm" / f"{stage}.sbatch"), config, *overrides], env=full,
+                          capture_output=True, text=True, timeout=60)
+
+
+TWO_NODES = {"SLURM_JOB_ID": "4242", "SLURM_JOB_NODELIST": "gpu[01-02]", "SLURM_NNODES": "2",
+             "SLURM_CPUS_PER_TASK": "64", "SLURM_GPUS_ON_NODE": "8"}
+
+
+@pytest.mark.parametrize("stage", ["sft", "align", "disrm"])
+def test_two_nodes_by_eight_gpus_dry_run(stage):
+    res = _dry_run(stage, f"configs/{stage}.yaml", "--train.output_dir", "outputs/x y", **TWO_NODES)
+    assert res.returncode == 0, res.stdout + res.stderr
+    print(res.stdout)  # shown with pytest -s: the commands a 2 x 8 GPU job runs
+    lines = res.stdout.splitlines()
+    assert lines[0] == (f"longrm {stage}: job 4242 restart 0: 2 node(s) x 8 GPU(s) = world 16 = dp 2 x sp 8; "
+                        "rendezvous gpu01:24242")
+    assert lines[1] == "env: OMP_NUM_THREADS=8 TOKENIZERS_PARALLELISM=false TORCH_NCCL_ASYNC_ERROR_HANDLING=1"
+    cmd = shlex.split(lines[2].removeprefix("$ "))
+    torchrun = ["-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "8",
+                "--rdzv_backend", "c10d", "--rdzv_endpoint", "gpu01:24242", "--rdzv_id", "4242",
+                "-m", "longrm", stage, "--config", f"configs/{stage}.yaml", "--train.output_dir", "outputs/x y"]
+    assert cmd[:6] == ["srun", "--kill-on-bad-exit=1", "--nodes=2", "--ntasks=2", "--ntasks-per-node=1",
+                       "--cpus-per-task=64"]
+    assert Path(cmd[6]).name.startswith("python") and cmd[7:] == torchrun
+    per_node = lines[3:]
+    assert [x.split(" (")[0].strip() for x in per_node] == ["on gpu01", "on gpu02"]
+    assert all(shlex.split(x.split("): ", 1)[1])[1:] == torchrun for x in per_node)
+
+
+def test_dry_run_checks_sp_against_the_world():
+    res = _dry_run("align", "configs/align.yaml", **{**TWO_NODES, "SLURM_NNODES": "1", "SLURM_JOB_NODELIST": "gpu07",
+                                                     "SLURM_GPUS_ON_NODE": "4"})
+    assert res.returncode == 2 and "sp_size 8 does not divide the world size 4" in res.stderr
+
+
+def test_dry_run_outside_slurm_is_plain_torchrun():
+    res = _dry_run("sft", "configs/sft_tiny.yaml", GPUS_PER_NODE="1", MASTER_PORT="29511")
+    assert res.returncode == 0, res.stderr
+    cmd = shlex.split(res.stdout.splitlines()[2].removeprefix("$ "))
+    assert cmd[1:] == ["-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "1", "--master_addr",
+                       "127.0.0.1", "--master_port", "29511", "-m", "longrm", "sft", "--config", "configs/sft_tiny.yaml"]
+
+
+# -- real submissions --------------------------------------------------------------------------------------
+def _local_slurm():
     from slurm_harness import LocalSlurm
 
     if not LocalSlurm.available():
         pytest.skip("no local SLURM (scripts/test.sh installs it when run as root)")
+    return LocalSlurm
+
+
+@pytest.mark.slow
+def test_align_sbatch_runs_and_resumes(tmp_path, tiny_model_dir):
+    LocalSlurm = _local_slurm()
     out = tmp_path / "align"
     args = [f"--output={tmp_path}/job.out", "--cpus-per-task=2", str(REPO / "slurm" / "align.sbatch"),
             str(REPO / "configs" / "align_tiny.yaml"), "--train.output_dir", str(out), "--train.max_steps", "2",
@@ -23,8 +81,36 @@ def test_align_sbatch_runs_and_resumes(tmp_path, tiny_model_dir):
         log = (tmp_path / "job.out").read_text() if (tmp_path / "job.out").exists() else ""
         assert res.returncode == 0, res.stdout + res.stderr + log[-4000:]
         assert (out / "final" / "model.safetensors").exists()
+        assert "1 node(s) x 1 GPU(s) = world 1 = dp 1 x sp 1" in log and "$ srun --kill-on-bad-exit=1" in log
         res = slurm.sbatch_wait(args, env=env, timeout=600)  # a resubmitted job resumes (here: already done)
         log = (tmp_path / "job.out").read_text()
         assert res.returncode == 0 and "resumed from" in log
     steps = [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 2]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", ["sft", "disrm"])
+def test_sft_and_disrm_sbatch_run(stage, tmp_path, tiny_model_dir):
+    """Both stages in a one-node job: 2 optimizer steps of the tiny config, the final model written."""
+    LocalSlurm = _local_slurm()
+    out = tmp_path / stage
+    args = [f"--output={tmp_path}/job.out", "--cpus-per-task=2", str(REPO / "slurm" / f"{stage}.sbatch"),
+            str(REPO / "configs" / f"{stage}_tiny.yaml"), "--train.output_dir", str(out), "--train.max_steps", "2",
+            "--data.eval_path", "null", "--data.path", "synthetic:n=16,words=60,seed=0", "--train.micro_batch_size",
+            "2", "--train.save_every", "0"]
+    env = {"LONGRM_ROOT": str(REPO), "GPUS_PER_NODE": "1", "OMP_NUM_THREADS": "1"}
+    with LocalSlurm(tmp_path / "slurm") as slurm:
+        res = slurm.sbatch_wait(args, env=env, timeout=600)
+        log = (tmp_path / "job.out").read_text() if (tmp_path / "job.out").exists() else ""
+    assert res.returncode == 0, res.stdout + res.stderr + log[-4000:]
+    assert f"longrm {stage}: job " in log and "$ srun" in log
+    assert (out / "final" / "model.safetensors").exists() and (out / "final" / "resolved_config.yaml").exists()
+    steps = [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines() if '"step"' in x]
+    assert steps[-1] == 2
+
+
+if __name__ == "__main__":  # print the 2 x 8 commands: python tests/stages/test_slurm_stages.py
+    for s in ("sft", "align", "disrm"):
+        print(_dry_run(s, f"configs/{s}.yaml", **TWO_NODES).stdout)
+    sys.exit(0)
