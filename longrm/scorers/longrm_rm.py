@@ -246,9 +246,16 @@ class LongRMScorer:
         """One Cooper RM step on the batch (module docstring); returns ``{"rm/loss", "rm/pairs"[, "rm/rewrites_rejected"]}``.
 
         A batch without any (positive, negative) pair makes no step and returns ``{"rm/pairs": 0}``.
+
+        Data parallel (``batch.dp.size > 1``, each rank holding whole prompt groups): every rank builds the pairs of
+        its own groups and computes Σ_local m_i·ℓ_i / (Σ_all m_i + 1e-6), the global pair count coming from an
+        all-reduce; the parameter gradients are then summed over the ranks, which gives exactly the gradient of
+        Cooper's loss over the whole batch, and every rank applies the same AdamW step (the RM stays identical
+        across ranks).  Metrics are global.
         """
+        dp = batch.dp
         groups = torch.tensor([s.group for s in batch.samples])
-        metrics: dict[str, float] = {}
+        rejected = 0
         if self.negatives == "assistant":
             pos = [batch.samples[i] for i in positives(batch.rule_scores, groups)]
             texts, rejected = assistant_negatives(pos, self.assistant, self.rule, temperature=self.assistant_temperature,
@@ -257,21 +264,29 @@ class LongRMScorer:
             neg = [Sample(pos[k].prompt, texts[k], pos[k].answer, pos[k].group, pos[k].context, pos[k].messages)
                    for k in keep]
             pos = [pos[k] for k in keep]
-            metrics["rm/rewrites_rejected"] = float(rejected)
         else:
             pairs = cooper_pairs(batch.rule_scores, groups)
             pos = [batch.samples[i] for i, _ in pairs]
             neg = [batch.samples[j] for _, j in pairs]
-        if not pos:
+        counts = dp.all_reduce_sum(torch.tensor([float(len(pos)), float(rejected)], dtype=torch.float64,
+                                                device=self.device))
+        n_pairs, n_rejected = float(counts[0]), float(counts[1])
+        metrics = {"rm/rewrites_rejected": n_rejected} if self.negatives == "assistant" else {}
+        if n_pairs == 0:
             return {**metrics, "rm/pairs": 0.0}
         self.model.train()
-        s = self.raw_scores(pos + neg)
-        loss = cooper_loss(s[:len(pos)], s[len(pos):], torch.ones(len(pos)))
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss = torch.zeros((), dtype=torch.float64, device=self.device)
+        if pos:
+            s = self.raw_scores(pos + neg)
+            # Cooper's loss with m_i = 1 on the kept pairs, normalised by the pair count of the whole batch
+            local = -torch.nn.functional.logsigmoid(s[:len(pos)] - s[len(pos):]).sum() / (n_pairs + 1e-6)
+            local.backward()
+            loss = local.detach().double()
+        dp.sum_grads(self.model.parameters())
         self.optimizer.step()
         self.model.eval()
-        return {**metrics, "rm/loss": float(loss.detach()), "rm/pairs": float(len(pos))}
+        return {**metrics, "rm/loss": float(dp.all_reduce_sum(loss.reshape(1))[0]), "rm/pairs": n_pairs}
 
     def state_dict(self) -> dict:
         """What an online-updated RM needs to resume: RM weights + its AdamW state (empty without ``update``)."""

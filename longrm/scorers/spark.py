@@ -96,5 +96,11 @@ class SparkScorer:
         return self.rule.score(samples)
 
     def emit_tasks(self, batch: UpdateBatch) -> list[dict]:
-        """The scored batch → new prompt rows ``{"prompt", "answer", "task"}`` (≤ one per prompt group)."""
-        return spark_tasks(batch.samples, batch.rule_scores, self.rng, self.p_pointwise)
+        """The scored batch → new prompt rows ``{"prompt", "answer", "task"}`` (≤ one per prompt group).
+
+        Data parallel: the ranks' slices are gathered first (:meth:`UpdateBatch.gathered`) and every rank emits
+        from the whole batch with its copy of the RNG (same seed, same calls): the same task list on every rank,
+        identical to the one-process run on the same batch.
+        """
+        full = batch.gathered()
+        return spark_tasks(full.samples, full.rule_scores, self.rng, self.p_pointwise)
