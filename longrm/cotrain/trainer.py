@@ -21,14 +21,19 @@ Per generation batch of N = P·G rollouts (each prompt's G rollouts next to each
    generation batch, up to ``inject_fraction`` of its prompt groups are replaced by queued tasks (whole groups,
    before generation: zero lag), so the policy is trained on them by the same loop and verifier.
 
-Hooks that need every rollout (``update``, ``emit_tasks``) run in one process only; under several processes
-they raise.
+Data parallelism (``torchrun``, several processes): TRL hands each rank its own whole prompt groups (rank r holds
+rows [r·n, (r+1)·n) of the global batch) and gathers the reward table.  The group transform runs on that gathered
+table.  ``update`` and ``emit_tasks`` get this rank's slice (global group ids) and the
+:class:`~longrm.scorers.base.DataParallel` context; the Cooper step sums its gradients over the ranks and SPARK
+gathers the batch, so both act on the whole batch and leave the scorer and the task queue identical on every
+rank.  Injection replaces the last groups of the *global* batch; each rank swaps in the tasks that fall in its rows.
 """
 from __future__ import annotations
 
 import json
 import os
 from collections import deque
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +41,7 @@ import torch
 from transformers import TrainerCallback
 from trl import GRPOTrainer
 
-from ..scorers.base import Sample, UpdateBatch, group_ids, has_hook
+from ..scorers.base import DataParallel, Sample, UpdateBatch, group_ids, has_hook
 
 __all__ = ["CoTrainer", "ScorerReward", "RuleReward", "to_samples", "MetricsJsonl"]
 
@@ -122,9 +127,10 @@ class CoTrainer(GRPOTrainer):
         self._counters: dict[str, int] = {}
         self.inject_fraction = inject_fraction
         super().__init__(reward_funcs=funcs, args=args, **kw)
-        for hook in ("update", "emit_tasks"):
-            if has_hook(scorer, hook) and self.accelerator.num_processes > 1:
-                raise NotImplementedError(f"the scorer {hook} hook runs in one process only (it needs every rollout)")
+        self.dp = DataParallel.from_torch() if self.accelerator.num_processes > 1 else DataParallel()
+        if (self.dp.size, self.dp.rank) != (self.accelerator.num_processes, self.accelerator.process_index):
+            raise RuntimeError(f"torch.distributed world {self.dp.size} / rank {self.dp.rank} differs from accelerate's "
+                               f"{self.accelerator.num_processes} / {self.accelerator.process_index}")
 
     def _mode(self) -> str:
         return "train" if self.model.training else "eval"
@@ -149,22 +155,41 @@ class CoTrainer(GRPOTrainer):
         return rpf
 
     def _inject_tasks(self, inputs: list[dict]) -> int:
-        """Replace the last k prompt groups of ``inputs`` (G rows each) by queued tasks; returns k.
+        """Replace the last k prompt groups of the global batch (G rows each) by queued tasks; returns k.
 
-        k = min(queue length, max(1, ⌊inject_fraction · groups⌋)).  A task row keeps the batch's columns (others
-        None) with its own ``prompt`` and ``answer``.
+        k = min(queue length, max(1, ⌊inject_fraction · global groups⌋)); task j (oldest first) takes global group
+        ``groups − 1 − j``.  ``inputs`` are this rank's rows, global groups [rank·L, (rank+1)·L) (TRL's layout);
+        every rank pops the same k tasks from its (identical) queue and swaps in those that fall in its groups.
+        A task row keeps the batch's columns (others None) with its own ``prompt`` and ``answer``.
         """
         g = self.num_generations
-        n_groups = len(inputs) // g
+        n_local = len(inputs) // g
+        n_groups = n_local * self.dp.size
         k = min(len(self.task_queue), max(1, int(self.inject_fraction * n_groups)))
         for j in range(k):
             task = self.task_queue.popleft()
+            local = n_groups - 1 - j - self.dp.rank * n_local
+            if not 0 <= local < n_local:
+                continue
             row = {key: None for key in inputs[0]}
             row.update(prompt=task["prompt"], answer=task["answer"])
-            start = (n_groups - 1 - j) * g
-            for i in range(start, start + g):
+            for i in range(local * g, (local + 1) * g):
                 inputs[i] = dict(row)
         return k
+
+    def _update_batch(self, advantages: torch.Tensor) -> UpdateBatch:
+        """This rank's slice of the scored generation batch for the hooks: its samples with global group ids,
+        its rows of the gathered scores, its advantages, and the data-parallel context."""
+        n = advantages.shape[0]
+        start = self.dp.rank * n
+        offset = start // self.num_generations
+        local = self.scorer_reward.last_samples
+        if len(local) != n:
+            raise RuntimeError(f"scored {len(local)} local rollouts but got {n} advantages")
+        samples = [s if offset == 0 else replace(s, group=s.group + offset) for s in local]
+        return UpdateBatch(samples=samples, scores=self.last_batch["scores"][start:start + n],
+                           rule_scores=self.last_batch["rule_scores"][start:start + n],
+                           advantages=advantages.detach().cpu(), dp=self.dp)
 
     SCORER_STATE = "scorer_state.pt"
 
@@ -212,14 +237,10 @@ class CoTrainer(GRPOTrainer):
             start = self.accelerator.process_index * n_local
             out["advantages"] = out["advantages"] * w[start:start + n_local].to(out["advantages"])
         if self._mode() == "train" and has_hook(self.scorer, "update"):
-            batch = UpdateBatch(samples=self.scorer_reward.last_samples, scores=self.last_batch["scores"],
-                                rule_scores=self.last_batch["rule_scores"], advantages=out["advantages"].detach().cpu())
-            for k, v in (self.scorer.update(batch) or {}).items():
+            for k, v in (self.scorer.update(self._update_batch(out["advantages"])) or {}).items():
                 self._metrics["train"][k].append(float(v))
         if self._mode() == "train" and has_hook(self.scorer, "emit_tasks"):
-            batch = UpdateBatch(samples=self.scorer_reward.last_samples, scores=self.last_batch["scores"],
-                                rule_scores=self.last_batch["rule_scores"], advantages=out["advantages"].detach().cpu())
-            tasks = self.scorer.emit_tasks(batch)
+            tasks = self.scorer.emit_tasks(self._update_batch(out["advantages"]))
             self.task_queue.extend(tasks)
             self._metrics["train"]["tasks/emitted"].append(float(len(tasks)))
             self._metrics["train"]["tasks/injected_groups"].append(float(injected))
