@@ -110,6 +110,52 @@ def test_sft_and_disrm_sbatch_run(stage, tmp_path, tiny_model_dir):
     assert steps[-1] == 2
 
 
+@pytest.mark.slow
+def test_usr1_requeues_and_the_rerun_resumes(tmp_path, tiny_model_dir):
+    """``scancel --signal=USR1 --batch`` (what ``--signal=B:USR1@600`` sends before the time limit): the batch
+    script requeues the job, SLURM restarts it (SLURM_RESTART_COUNT=1) and the rerun resumes from the last
+    checkpoint and finishes."""
+    import time
+
+    LocalSlurm = _local_slurm()
+    out = tmp_path / "align"
+    args = [f"--output={tmp_path}/job.out", "--cpus-per-task=2", str(REPO / "slurm" / "align.sbatch"),
+            str(REPO / "configs" / "align_tiny.yaml"), "--train.output_dir", str(out), "--train.max_steps", "16",
+            "--train.save_every", "2", "--data.eval_path", "null", "--train.micro_batch_size", "2",
+            "--data.path", "synthetic:n=64,words=150,fixed=1,seed=0"]
+    env = {"LONGRM_ROOT": str(REPO), "GPUS_PER_NODE": "1", "OMP_NUM_THREADS": "1"}
+
+    def until(ok, what, timeout=300):
+        t0 = time.time()
+        while time.time() - t0 < timeout:
+            if ok():
+                return
+            time.sleep(0.3)
+        log = (tmp_path / "job.out").read_text() if (tmp_path / "job.out").exists() else ""
+        raise AssertionError(f"no {what} after {timeout} s\n{log[-3000:]}")
+
+    with LocalSlurm(tmp_path / "slurm") as slurm:
+        res = slurm.run(["sbatch", "--parsable", *args], env=env)
+        assert res.returncode == 0, res.stderr
+        job = res.stdout.strip().split(";")[0]
+        state = lambda: slurm.run(["squeue", "-h", "-t", "all", "-j", job, "-o", "%T"]).stdout.strip()  # noqa: E731
+        until(lambda: (out / "checkpoints" / "latest").exists(), "first checkpoint")
+        assert not (out / "final").exists(), "the run finished before the signal: make it longer"
+        assert slurm.run(["scancel", "--signal=USR1", "--batch", job]).returncode == 0
+        until(lambda: state() in ("PENDING", "REQUEUED", "REQUEUE_HOLD"), "requeue", timeout=120)
+        slurm.run(["scontrol", "release", job])
+        slurm.run(["scontrol", "update", f"jobid={job}", "StartTime=now"])
+        until(lambda: state() == "COMPLETED", "completed rerun", timeout=600)
+    log = (tmp_path / "job.out").read_text()
+    assert "SIGUSR1: requeueing job " + job in log
+    assert "restart 1" in log and "resumed from" in log
+    assert (out / "final" / "model.safetensors").exists()
+    steps = [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps[-1] == 16 and steps[0] == 1
+    resumed_at = int(log.split("resumed from")[1].split(" at step ")[1].split()[0])
+    assert 2 <= resumed_at < 16 and resumed_at % 2 == 0
+
+
 if __name__ == "__main__":  # print the 2 x 8 commands: python tests/stages/test_slurm_stages.py
     for s in ("sft", "align", "disrm"):
         print(_dry_run(s, f"configs/{s}.yaml", **TWO_NODES).stdout)
