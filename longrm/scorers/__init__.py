@@ -3,14 +3,14 @@
 Registered: ``rule`` (verifier, {0, 1}), ``longrm`` (generative judge or discriminative RM; Cooper-style
 online update of the discriminative RM), ``hero`` (HERO stratified rewards + variance-aware advantage weights
 over the ``longrm`` RM), ``rubric`` (weighted binary criteria from a JSON-answering judge, REFERENCE §4),
-``spark`` (verifier reward + pointwise / pairwise judge tasks recycled into the loop, §5).
-Not implemented yet: rubric refinement (§4), SPARK reflection tasks (§5).
+``spark`` (verifier reward + pointwise / pairwise judge tasks and reflection tasks recycled into the loop, §5).
+Not implemented yet: rubric refinement (§4), SPARK's test-time self-judge → reflect procedure (§5).
 """
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ..config import ModelConfig, Section
 from .base import GroupTransform, Sample, Scorer, UpdateBatch, group_ids, has_hook
@@ -85,10 +85,25 @@ class RubricSection(Section):
 
 class SparkSection(Section):
     p_pointwise: float = Field(0.3, ge=0, le=1, description="mixed groups: probability of a pointwise (else pairwise) task")
+    reflection: bool = Field(False, description="also emit a reflection task per group with a wrong rollout (question "
+                             "+ that wrong answer -> corrected answer, label = the reference)")
+    task_ratios: dict[str, float] = Field(default_factory=dict, description="injected task mix by kind, e.g. "
+                                          "{pointwise: 1, pairwise: 1, reflection: 2} (smooth weighted round-robin; "
+                                          "kinds with weight 0 are not emitted); empty: oldest task first")
     inject_fraction: float = Field(0.5, gt=0, le=1, description="at most this fraction of each batch's prompt groups "
                                    "is replaced by queued judge tasks")
     max_queue: int = Field(1024, ge=1, description="queued judge tasks kept (oldest dropped first)")
     seed: int = Field(0, description="seed of the task choices")
+
+    @model_validator(mode="after")
+    def _check_mix(self):
+        if self.task_ratios:
+            from .spark import TaskMix
+
+            mix = TaskMix(self.task_ratios)  # unknown kinds, negative weights, zero sum
+            if self.reflection != mix.wants("reflection"):
+                raise ValueError("task_ratios: give reflection a positive weight exactly when reflection is true")
+        return self
 
 
 class ScorerConfig(Section):
@@ -145,7 +160,9 @@ def _rubric(cfg: ScorerConfig):
 def _spark(cfg: ScorerConfig):
     from .spark import SparkScorer
 
-    return SparkScorer(_rule(cfg), p_pointwise=cfg.spark.p_pointwise, seed=cfg.spark.seed)
+    sp = cfg.spark
+    return SparkScorer(_rule(cfg), p_pointwise=sp.p_pointwise, seed=sp.seed, reflection=sp.reflection,
+                       task_ratios=sp.task_ratios or None)
 
 
 SCORERS = {"rule": _rule, "longrm": _longrm, "hero": _hero, "rubric": _rubric, "spark": _spark}

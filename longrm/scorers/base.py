@@ -8,7 +8,9 @@ normalises within a group).  A scorer implements ``score(samples) -> list[float]
   optionally returns a per-sample weight that multiplies the GRPO advantages (HERO, REFERENCE §3);
 - ``update(batch: UpdateBatch) -> dict`` — trains the scorer on the current batch after the advantages were
   computed and before the policy step (Cooper order, REFERENCE §2); returns metrics to log;
-- ``emit_tasks(batch)`` — new prompt rows for the same loop (SPARK, REFERENCE §5).
+- ``emit_tasks(batch)`` — new prompt rows for the same loop (SPARK, REFERENCE §5);
+- ``pick_tasks(queue, k)`` — pops the (up to k) queued rows that replace prompt groups of the next batch
+  (default without the hook: the k oldest).
 
 :func:`has_hook` tells whether a scorer really implements an optional hook.
 
@@ -180,7 +182,8 @@ class Scorer(Protocol):
 
 
 def has_hook(scorer: object, hook: str) -> bool:
-    """True when ``scorer`` defines ``hook`` (``group_transform``, ``update`` or ``emit_tasks``) as a callable."""
+    """True when ``scorer`` defines ``hook`` (``group_transform``, ``update``, ``emit_tasks``, ``pick_tasks``) as a
+    callable."""
     return callable(getattr(scorer, hook, None))
 
 

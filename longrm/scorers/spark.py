@@ -1,7 +1,8 @@
-"""``spark`` scorer: verifiable reward + judge tasks recycled from the rollouts (SPARK, REFERENCE §5).
+"""``spark`` scorer: verifiable reward + judge and reflection tasks recycled from the rollouts (SPARK, REFERENCE §5).
 
 Reward: the rule verifier's {0, 1} (RLVR).  ``emit_tasks(batch)`` turns each prompt group of the scored batch
-into at most one new *verifiable* prompt whose label is known from the verifier, for the same RL loop:
+into new *verifiable* prompts whose labels are known from the verifier, for the same RL loop.  At most one
+judge task per group:
 
 - all rollouts right  → pointwise item on a right answer, label ``Yes``;
 - all rollouts wrong  → pointwise item on a random wrong answer, label ``No``;
@@ -9,26 +10,34 @@ into at most one new *verifiable* prompt whose label is known from the verifier,
   (0.3), else pairwise: one right and one wrong answer shown as (A)/(B) in random order, label = the letter of
   the right one.
 
-Pointwise: question + answer → "Yes"/"No"; pairwise: question, (A), (B) → letter.  Judge tasks are themselves
-never recycled, and groups without a reference answer emit nothing.  The co-training loop queues the tasks
-and swaps them for whole prompt groups of the next generation batch (:mod:`longrm.cotrain.trainer`).
+With ``reflection=True``, also one reflection task per group with a wrong rollout: the question and a random
+wrong answer, said to be incorrect, → a corrected answer; label = the group's reference answer, so the
+verifier rewards the revision like any answer to the question.
 
-Not implemented: reflection tasks (question + wrong answer → fixed answer) and SPARK's test-time
-answer → self-judge → reflect procedure.
+Pointwise: question + answer → "Yes"/"No"; pairwise: question, (A), (B) → letter; reflection: question + wrong
+answer → fixed answer.  Tasks are themselves never recycled, and groups without a reference answer emit nothing.
+The co-training loop queues the tasks and swaps them for whole prompt groups of the next generation batch
+(:mod:`longrm.cotrain.trainer`); which queued tasks fill those slots is :meth:`SparkScorer.pick_tasks`: the
+oldest first, or with ``task_ratios`` a fixed mix of kinds (:class:`TaskMix`).
+
+Not implemented: SPARK's test-time answer → self-judge → reflect procedure.
 """
 from __future__ import annotations
 
 import random
-from typing import Sequence
+from collections import deque
+from typing import Mapping, Sequence
 
 import torch
 
 from .base import Sample, UpdateBatch
 from .rule import RuleScorer
 
-__all__ = ["SparkScorer", "pointwise_task", "pairwise_task", "spark_tasks", "TASK_MARK"]
+__all__ = ["SparkScorer", "pointwise_task", "pairwise_task", "reflection_task", "spark_tasks", "TaskMix", "TASK_MARK",
+           "TASK_KINDS"]
 
-TASK_MARK = "[judge task]"  # first line of every emitted prompt: recognises tasks so they are not recycled
+TASK_MARK = "[judge task]"  # first line of every emitted prompt (reflection too): tasks are never recycled
+TASK_KINDS = ("pointwise", "pairwise", "reflection")
 
 
 def pointwise_task(question: str, answer: str, correct: bool) -> dict:
@@ -46,9 +55,18 @@ def pairwise_task(question: str, right: str, wrong: str, right_first: bool) -> d
     return {"prompt": [{"role": "user", "content": text}], "answer": "A" if right_first else "B", "task": "pairwise"}
 
 
+def reflection_task(question: str, wrong: str, reference: str) -> dict:
+    """Prompt row showing a wrong answer to ``question`` and asking for the corrected one; label = ``reference``."""
+    text = (f"{TASK_MARK}\nQuestion: {question}\nProposed answer: {wrong}\n"
+            "The proposed answer is incorrect. Say briefly what is wrong with it, then give the correct answer.")
+    return {"prompt": [{"role": "user", "content": text}], "answer": reference, "task": "reflection"}
+
+
 def spark_tasks(samples: Sequence[Sample], rule_scores: torch.Tensor, rng: random.Random,
-                p_pointwise: float = 0.3) -> list[dict]:
-    """[N] scored rollouts (groups contiguous by ``Sample.group``) → ≤ one task row per group (module docstring).
+                p_pointwise: float = 0.3, reflection_rng: random.Random | None = None) -> list[dict]:
+    """[N] scored rollouts (groups contiguous by ``Sample.group``) → task rows (module docstring), group by group:
+    ≤ one judge task (choices drawn from ``rng``), then, with ``reflection_rng``, ≤ one reflection task (its wrong
+    answer drawn from ``reflection_rng``: turning reflection on does not change the judge tasks).
 
     ``rule_scores``: [N] in {0, 1} or NaN (no reference: the group emits nothing).
     """
@@ -72,24 +90,91 @@ def spark_tasks(samples: Sequence[Sample], rule_scores: torch.Tensor, rng: rando
         else:
             out.append(pairwise_task(q, samples[rng.choice(right)].completion, samples[rng.choice(wrong)].completion,
                                      right_first=rng.random() < 0.5))
+        if reflection_rng is not None and wrong:
+            i = reflection_rng.choice(wrong)
+            out.append(reflection_task(q, samples[i].completion, samples[i].answer))
     return out
 
 
+class TaskMix:
+    """Which queued tasks fill the injection slots, by kind, in fixed ratios (smooth weighted round-robin).
+
+    ``ratios``: weight per kind (``pointwise`` / ``pairwise`` / ``reflection``; missing = 0).  For each slot the
+    *eligible* kinds are those with weight > 0 and a task in the queue; each adds its weight to its credit, the
+    kind with the largest credit wins (ties: the order of :data:`TASK_KINDS`), and the winner's credit drops by
+    the eligible kinds' total weight; the winner's oldest queued task fills the slot.  With every kind eligible,
+    each run of Σw slots (integer weights) holds exactly w_kind tasks of each kind (1:1:2 → reflection, pointwise,
+    pairwise, reflection).  A kind with no queued task sits out and keeps its credit.  Credits carry over across
+    batches (``state_dict``).
+    """
+
+    def __init__(self, ratios: Mapping[str, float]):
+        bad = set(ratios) - set(TASK_KINDS)
+        if bad:
+            raise ValueError(f"task_ratios: unknown task kind(s) {sorted(bad)}; choose from {', '.join(TASK_KINDS)}")
+        if any(not w >= 0 for w in ratios.values()) or not sum(ratios.values()) > 0:
+            raise ValueError(f"task_ratios: weights must be >= 0 with a positive sum, got {dict(ratios)}")
+        self.weights = {k: float(ratios.get(k, 0.0)) for k in TASK_KINDS}
+        self.credit = {k: 0.0 for k in TASK_KINDS}
+
+    def wants(self, kind: str) -> bool:
+        """True when tasks of ``kind`` can ever be picked (weight > 0)."""
+        return self.weights.get(kind, 0.0) > 0
+
+    def take(self, queue: deque, k: int) -> list[dict]:
+        """Pop up to ``k`` tasks from ``queue`` (oldest first within a kind), in slot order."""
+        out = []
+        for _ in range(k):
+            present = {t.get("task") for t in queue}
+            eligible = [kind for kind in TASK_KINDS if self.weights[kind] > 0 and kind in present]
+            if not eligible:
+                break
+            for kind in eligible:
+                self.credit[kind] += self.weights[kind]
+            pick = max(eligible, key=lambda kind: (self.credit[kind], -TASK_KINDS.index(kind)))
+            self.credit[pick] -= sum(self.weights[kind] for kind in eligible)
+            idx = next(i for i, t in enumerate(queue) if t.get("task") == pick)
+            out.append(queue[idx])
+            del queue[idx]
+        return out
+
+
 class SparkScorer:
-    """Reward = rule verifier; ``emit_tasks`` = SPARK judge tasks from the batch (seeded)."""
+    """Reward = rule verifier; ``emit_tasks`` = SPARK judge (and reflection) tasks from the batch (seeded);
+    ``pick_tasks`` = which queued tasks fill the next batch's injection slots.
+
+    ``reflection``: also emit reflection tasks.  ``task_ratios``: injected mix by kind (:class:`TaskMix`); kinds
+    with weight 0 are not emitted at all.  Empty: the oldest queued tasks first, whatever their kind.
+    """
 
     name = "spark"
 
-    def __init__(self, rule: RuleScorer, *, p_pointwise: float = 0.3, seed: int = 0):
+    def __init__(self, rule: RuleScorer, *, p_pointwise: float = 0.3, seed: int = 0, reflection: bool = False,
+                 task_ratios: Mapping[str, float] | None = None):
         self.rule, self.p_pointwise, self.rng = rule, p_pointwise, random.Random(seed)
+        self.reflection = reflection
+        self.reflection_rng = random.Random(f"{seed}/reflection") if reflection else None
+        self.mix = TaskMix(task_ratios) if task_ratios else None
+        if self.mix is not None and reflection != self.mix.wants("reflection"):
+            raise ValueError("spark: reflection tasks need a positive task_ratios['reflection'], and a positive "
+                             "reflection ratio needs reflection: true")
 
     def state_dict(self) -> dict:
-        """The task-choice RNG state (for resuming)."""
-        return {"rng": self.rng.getstate()}
+        """The task-choice RNG states and the task mix's credits (for resuming)."""
+        return {"rng": self.rng.getstate(),
+                "reflection_rng": None if self.reflection_rng is None else self.reflection_rng.getstate(),
+                "mix_credit": None if self.mix is None else dict(self.mix.credit)}
 
     def load_state_dict(self, state: dict) -> None:
-        v, inner, gauss = state["rng"]
-        self.rng.setstate((v, tuple(inner), gauss))
+        def restore(r: random.Random, st) -> None:
+            v, inner, gauss = st  # a reloaded state holds lists
+            r.setstate((v, tuple(inner), gauss))
+
+        restore(self.rng, state["rng"])
+        if self.reflection_rng is not None and state.get("reflection_rng"):
+            restore(self.reflection_rng, state["reflection_rng"])
+        if self.mix is not None and state.get("mix_credit"):
+            self.mix.credit.update(state["mix_credit"])
 
     def score(self, samples: Sequence[Sample]) -> list[float]:
         """[N] samples → [N] rule scores in {0, 1} (NaN without a reference)."""
@@ -103,4 +188,12 @@ class SparkScorer:
         identical to the one-process run on the same batch.
         """
         full = batch.gathered()
-        return spark_tasks(full.samples, full.rule_scores, self.rng, self.p_pointwise)
+        tasks = spark_tasks(full.samples, full.rule_scores, self.rng, self.p_pointwise, self.reflection_rng)
+        return tasks if self.mix is None else [t for t in tasks if self.mix.wants(t["task"])]
+
+    def pick_tasks(self, queue: deque, k: int) -> list[dict]:
+        """Pop the (up to) ``k`` queued tasks that fill the next batch's injection slots, in slot order: the oldest
+        first, or the :class:`TaskMix` order with ``task_ratios``.  Deterministic: the same on every rank."""
+        if self.mix is None:
+            return [queue.popleft() for _ in range(min(k, len(queue)))]
+        return self.mix.take(queue, k)
