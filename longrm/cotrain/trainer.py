@@ -157,17 +157,23 @@ class CoTrainer(GRPOTrainer):
     def _inject_tasks(self, inputs: list[dict]) -> int:
         """Replace the last k prompt groups of the global batch (G rows each) by queued tasks; returns k.
 
-        k = min(queue length, max(1, ⌊inject_fraction · global groups⌋)); task j (oldest first) takes global group
-        ``groups − 1 − j``.  ``inputs`` are this rank's rows, global groups [rank·L, (rank+1)·L) (TRL's layout);
-        every rank pops the same k tasks from its (identical) queue and swaps in those that fall in its groups.
-        A task row keeps the batch's columns (others None) with its own ``prompt`` and ``answer``.
+        Up to max(1, ⌊inject_fraction · global groups⌋) slots; the scorer's ``pick_tasks(queue, slots)`` pops the
+        tasks that fill them (SPARK: oldest first, or a fixed mix of task kinds), else the oldest; k = how many it
+        gave.  Task j takes global group ``groups − 1 − j``.  ``inputs`` are this rank's rows, global groups
+        [rank·L, (rank+1)·L) (TRL's layout); every rank pops the same tasks from its (identical) queue and swaps in
+        those that fall in its groups.  A task row keeps the batch's columns (others None) with its own ``prompt``
+        and ``answer``.
         """
         g = self.num_generations
         n_local = len(inputs) // g
         n_groups = n_local * self.dp.size
-        k = min(len(self.task_queue), max(1, int(self.inject_fraction * n_groups)))
-        for j in range(k):
-            task = self.task_queue.popleft()
+        slots = max(1, int(self.inject_fraction * n_groups))
+        if has_hook(self.scorer, "pick_tasks"):
+            tasks = self.scorer.pick_tasks(self.task_queue, slots)
+        else:
+            tasks = [self.task_queue.popleft() for _ in range(min(slots, len(self.task_queue)))]
+        k = len(tasks)
+        for j, task in enumerate(tasks):
             local = n_groups - 1 - j - self.dp.rank * n_local
             if not 0 <= local < n_local:
                 continue

@@ -44,6 +44,10 @@ def scenario_overrides(name: str, policy: Path, out: Path, world: int) -> list[s
     elif name == "spark":
         # 4 global groups; k = 3 injected groups per step: global groups 3, 2 (rank 1) and 1 (rank 0)
         extra = {"scorer.name": "spark", "scorer.spark.inject_fraction": 0.75, "scorer.spark.p_pointwise": 0.5}
+    elif name == "spark_mix":  # + reflection tasks, injected mix pointwise : pairwise : reflection = 1 : 1 : 2
+        extra = {"scorer.name": "spark", "scorer.spark.inject_fraction": 0.75, "scorer.spark.p_pointwise": 0.5,
+                 "scorer.spark.reflection": "true",
+                 "scorer.spark.task_ratios": "{pointwise: 1, pairwise: 1, reflection: 2}"}
     else:
         raise ValueError(name)
     return overrides(policy, out, **common, **extra)
@@ -52,13 +56,16 @@ def scenario_overrides(name: str, policy: Path, out: Path, world: int) -> list[s
 def canned(prompt: str, j: int) -> str:
     """Rollout j of a prompt.  ``What is a + b?``: by c = (5a + b) mod 4, all right (0), all wrong (1) or mixed
     (rollout j right iff j + c is even).  Right: ``a + b``; wrong: ``I think {a + b + 1 + j}`` (longer, so the
-    token-level policy loss is not 0).  A judge task: Yes/No or A/B by a hash."""
-    if TASK_MARK in prompt:
+    token-level policy loss is not 0).  A judge task: Yes/No or A/B by a hash; a reflection task: the question's
+    right or wrong answer by a hash."""
+    if TASK_MARK in prompt and "is incorrect" not in prompt:
         opts = ("Yes", "No") if "Proposed answer" in prompt else ("A", "B")
         return opts[(zlib.crc32(prompt.encode()) + j) % 2]
     a, b = map(int, re.search(r"What is (\d+) \+ (\d+)\?", prompt).groups())
     c = (5 * a + b) % 4
     right = c == 0 or (c >= 2 and (j + c) % 2 == 0)
+    if TASK_MARK in prompt:  # reflection
+        right = (zlib.crc32(prompt.encode()) + j) % 2 == 0
     return str(a + b) if right else f"I think {a + b + 1 + j}"
 
 

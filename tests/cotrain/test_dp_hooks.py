@@ -32,7 +32,7 @@ def dp_runs(warm_policy, tmp_path_factory):
                PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr",
                         "127.0.0.1", "--master_port", str(port), str(Path(__file__).with_name("dp_hooks_worker.py")),
-                        str(warm_policy), str(out), "cooper", "hero", "spark"],
+                        str(warm_policy), str(out), "cooper", "hero", "spark", "spark_mix"],
                        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-5000:]
     return out
@@ -138,3 +138,44 @@ def test_spark_tasks_dp2_equal_one_process(dp_runs, warm_policy, tmp_path):
     assert not step2[0][0].startswith(TASK_MARK)
     w = [_load(folder, f"rank{r}")[1]["policy"] for r in (0, 1)]
     assert _max_diff(w[0], ref_w["policy"]) < 1e-5 and _max_diff(w[0], w[1]) == 0.0
+
+
+def test_spark_reflection_mix_dp2_equals_one_process(dp_runs, warm_policy, tmp_path):
+    """Reflection tasks + the 1:1:2 task mix: DP=2 = one process; reflection labels, shown answers, rewards."""
+    import re
+
+    folder = dp_runs / "spark_mix"
+    ranks = [_load(folder, f"rank{r}")[0] for r in (0, 1)]
+    ref, _ = _reference("spark_mix", warm_policy, tmp_path / "spark_mix")
+    _check_same_batches(ref, ranks)
+    assert ranks[0]["emitted"] == ranks[1]["emitted"] == ref["emitted"]
+    emitted = [t for step in ref["emitted"] for t in step]
+    kinds = [t["task"] for t in emitted]
+    assert kinds.count("reflection") > 0 and kinds.count("pointwise") + kinds.count("pairwise") > 0
+    batches = [ranks[0]["gens"][t]["samples"] + ranks[1]["gens"][t]["samples"] for t in range(STEPS)]
+    for t, step in enumerate(ref["emitted"]):
+        wrong = {(p, c) for p, c, a in batches[t] if not p.startswith(TASK_MARK) and c != a}
+        for task in step:
+            if task["task"] != "reflection":
+                continue
+            text = task["prompt"][0]["content"]
+            a, b = map(int, re.search(r"What is (\d+) \+ (\d+)\?", text).groups())
+            question = text.split("Question: ")[1].split("\nProposed answer: ")[0]
+            shown = text.split("Proposed answer: ")[1].split("\n")[0]
+            assert task["answer"] == str(a + b) and (question, shown) in wrong  # a wrong rollout of that question
+    # step 2's 3 slots by hand: zero credits, weights 1:1:2, all kinds queued -> reflection, pointwise, pairwise
+    # (credits (1, 1, 2) -> r; (2, 2, 0) -> p; (-1, 3, 2) -> q), the oldest of each kind, into global groups 3, 2, 1
+    first = ref["emitted"][0]
+    assert {"pointwise", "pairwise", "reflection"} <= {t["task"] for t in first}
+    oldest = {k: next(t for t in first if t["task"] == k) for k in ("reflection", "pointwise", "pairwise")}
+    for g, kind in zip((3, 2, 1), ("reflection", "pointwise", "pairwise")):
+        rows = batches[1][g * G:(g + 1) * G]
+        assert all(p == oldest[kind]["prompt"][0]["content"] and a == oldest[kind]["answer"] for p, _, a in rows)
+    # reflection rollouts were injected and rewarded by the verifier against the reference
+    seen = 0
+    for t in range(1, STEPS):
+        for (p, c, a), r in zip(batches[t], ref["gens"][t]["rule"]):
+            if p.startswith(TASK_MARK) and "is incorrect" in p:
+                seen += 1
+                assert r == float(c.split()[-1] == a), (c, a, r)
+    assert seen > 0
