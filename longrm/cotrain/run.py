@@ -17,6 +17,7 @@ from pydantic import Field
 
 from ..config import ModelConfig, Section, atomic_dir, publish_dir, save_resolved
 from ..scorers import ScorerConfig
+from .rollout import RolloutSection, server_root
 
 __all__ = ["CotrainData", "GRPOSection", "CotrainTrain", "CotrainConfig", "build_trainer", "run_cotrain"]
 
@@ -66,6 +67,8 @@ class CotrainConfig(Section):
     grpo: GRPOSection = GRPOSection()
     train: CotrainTrain = CotrainTrain()
     data: CotrainData = CotrainData()
+    rollout: RolloutSection = Field(RolloutSection(), description="who samples the rollouts: the local policy, an "
+                                    "OpenAI-compatible server, or TRL's vLLM server mode (GPU-only)")
 
 
 def _grpo_args(cfg: CotrainConfig):
@@ -73,6 +76,11 @@ def _grpo_args(cfg: CotrainConfig):
     from trl import GRPOConfig
 
     t, g = cfg.train, cfg.grpo
+    vllm = {}
+    if cfg.rollout.backend == "trl_vllm":  # GPU-only: TRL's vLLM server mode (NCCL weight sync); see rollout.check_trl_vllm
+        srv = cfg.rollout.server
+        vllm = dict(use_vllm=True, vllm_mode="server", vllm_server_base_url=server_root(srv.base_url),
+                    vllm_server_timeout=srv.timeout, vllm_group_port=srv.group_port)
     return GRPOConfig(
         output_dir=t.output_dir, seed=t.seed, data_seed=t.seed, use_cpu=not torch.cuda.is_available(),
         bf16=t.bf16, fp16=False, learning_rate=t.lr, warmup_steps=t.warmup_ratio,  # < 1: a fraction of max_steps
@@ -84,7 +92,7 @@ def _grpo_args(cfg: CotrainConfig):
         per_device_train_batch_size=g.prompts_per_step * g.num_generations, num_generations=g.num_generations,
         max_completion_length=g.max_completion_length, temperature=g.temperature, top_p=g.top_p, beta=g.beta,
         epsilon=g.epsilon, loss_type=g.loss_type, scale_rewards=g.scale_rewards, num_iterations=g.num_iterations,
-        log_completions=g.log_completions, remove_unused_columns=False,
+        log_completions=g.log_completions, remove_unused_columns=False, **vllm,
     )
 
 
@@ -96,10 +104,19 @@ def build_trainer(cfg: CotrainConfig, trainer_cls=None, callbacks: list | None =
     from ..scorers import build_scorer
     from ..scorers.rule import RuleScorer
     from .prompts import load_prompt_rows
+    from .rollout import ServerRollout, check_trl_vllm
     from .trainer import CoTrainer, MetricsJsonl
 
     import torch
 
+    ro, extra = cfg.rollout, {}
+    if ro.backend == "trl_vllm":
+        check_trl_vllm()  # GPU-only path: refused at once on a machine without CUDA / vllm
+    elif ro.backend == "server":  # checks the server is up before any model is loaded
+        extra["rollout_func"] = ServerRollout(
+            ro.server, temperature=cfg.grpo.temperature, top_p=cfg.grpo.top_p,
+            max_tokens=cfg.grpo.max_completion_length,
+            sync_dir=ro.server.sync_dir or Path(cfg.train.output_dir) / "rollout_weights")
     torch.manual_seed(cfg.train.seed)
     tok = load_tokenizer(cfg.model)
     policy = load_causal_lm(cfg.model.model_copy(update={"gradient_checkpointing": False}))
@@ -112,7 +129,7 @@ def build_trainer(cfg: CotrainConfig, trainer_cls=None, callbacks: list | None =
     sp = cfg.scorer.spark
     return cls(model=policy, scorer=scorer, rule_scorer=rule, args=_grpo_args(cfg),
                train_dataset=Dataset.from_list(rows), processing_class=tok, callbacks=cbs,
-               inject_fraction=sp.inject_fraction, max_queue=sp.max_queue)
+               inject_fraction=sp.inject_fraction, max_queue=sp.max_queue, **extra)
 
 
 def run_cotrain(cfg: CotrainConfig, trainer_cls=None, callbacks: list | None = None):
