@@ -172,3 +172,54 @@ def test_trl_vllm_backend_maps_to_trl_and_is_gpu_only(warm_policy, tmp_path):
         pytest.skip("a CUDA machine: the GPU-only refusal is not what happens here")
     with pytest.raises(RolloutServerError, match="rollout.backend trl_vllm is GPU-only.*a CUDA device"):
         build_trainer(cfg)
+
+
+@pytest.mark.slow
+@pytest.mark.distributed
+def test_server_rollouts_two_processes(warm_policy, tmp_path):
+    """torchrun, 2 CPU processes (gloo): each rank asks the server for its own prompt groups, rank 0 alone saves and
+    posts the weights (once per step, after which every rank waits), and each rank trains on exactly its samples."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from dp_rollout_worker import G as G2, P_PER_RANK, STEPS
+
+    tok = _tok(warm_policy)
+    repo = Path(__file__).resolve().parents[2]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1",
+               TRL_EXPERIMENTAL_SILENCE="1", PYTHONPATH=str(repo) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    with FakeRolloutServer(tok, tok.eos_token_id) as fake:
+        p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr",
+                            "127.0.0.1", "--master_port", str(port), str(Path(__file__).with_name("dp_rollout_worker.py")),
+                            str(warm_policy), str(tmp_path), fake.url], cwd=repo, env=env, capture_output=True, text=True,
+                           timeout=600)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-5000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [r["world"] for r in ranks] == [2, 2]
+    # Calls: per step one sync (rank 0), then the 2 ranks x P_PER_RANK prompt requests, never interleaved.
+    paths = [p for p, _ in fake.calls]
+    per_step = ["/update_weights_from_disk"] + ["/v1/completions"] * (2 * P_PER_RANK)
+    assert paths == per_step * STEPS
+    assert ranks[0]["stats"]["sync_requests"] == STEPS and ranks[1]["stats"]["sync_requests"] == 0
+    assert [r["stats"]["requests"] for r in ranks] == [STEPS * P_PER_RANK] * 2
+    for t in range(STEPS):
+        # the weights the server loaded = the policy on both ranks when step t's rollouts began
+        assert fake.syncs[t][0].endswith(f"step-{t}")
+        assert fake.syncs[t][1] == pytest.approx(ranks[0]["rec"][t]["total"], rel=1e-9)
+        assert ranks[1]["rec"][t]["total"] == pytest.approx(ranks[0]["rec"][t]["total"], rel=1e-12)
+        calls = fake.calls[t * len(per_step) + 1:(t + 1) * len(per_step)]
+        asked = sorted(tok.decode(b["prompt"]) for _, b in calls)
+        held = sorted(r["rec"][t]["prompts"][g * G2] for r in ranks for g in range(P_PER_RANK))
+        assert asked == held and all(b["n"] == G2 and b["temperature"] == 0.7 for _, b in calls)
+        assert ranks[0]["rec"][t]["prompts"] != ranks[1]["rec"][t]["prompts"]  # each rank its own groups
+        for r in ranks:
+            rec = r["rec"][t]
+            for i, (q, c, s) in enumerate(zip(rec["prompts"], rec["completions"], rec["scores"])):
+                assert c == sample_text(q, i % G2)  # the server's sample i mod G of that prompt
+                assert s == float(c == str(answer_of(q)))
+    assert fake.syncs[0][1] != pytest.approx(fake.syncs[1][1], rel=1e-9)  # the policy moved between the syncs
