@@ -12,7 +12,10 @@ A killed run rerun with the same command skips finished parts and redoes the unf
 no row is ever duplicated.  ``manifest.json`` fingerprints the config (sharding, retry and output-path keys
 excluded): reusing a work folder with a different config is refused unless ``output.overwrite``.
 The merge step concatenates the parts in order into ``output.path`` (jsonl, parquet or a ``save_to_disk``
-folder, the format the align / DisRM stages read) and writes ``report.json`` and ``report.md``.
+folder, the format the align / DisRM stages read) and writes ``report.json`` and ``report.md``.  It streams: rows
+are read part by part and written in batches of bounded size (Arrow formats go through a memory-mapped scratch
+file), so its memory does not grow with the number of rows; the output equals what
+:func:`longrm.records.write_records` makes of the whole list of records.
 """
 from __future__ import annotations
 
@@ -20,8 +23,10 @@ import hashlib
 import json
 import logging
 import math
+import os
 import shutil
 import sys
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -274,7 +279,93 @@ def _read_part_records(path: Path):
                 row = json.loads(line)
                 meta = row.get("metadata")
                 row["metadata"] = json.loads(meta) if isinstance(meta, str) else (meta or {})
-                yield PreferenceRecord(**row)
+                yield PreferenceRecord(**row), len(line)
+
+
+# The merge converts rows to Arrow in batches of at most this many rows / bytes of part JSON, so its peak memory
+# is bounded by a batch, not by the run (docs/synthesis.md, "Merge"). Module-level so tests can shrink them.
+MERGE_BATCH_ROWS = 1000
+MERGE_BATCH_BYTES = 32 << 20
+
+
+def _merged_rows(work: Path, kept: list[int], num_shards: int):
+    """``(row, nbytes)`` of every kept record in part order: the rows ``write_records`` would write.
+
+    ``kept[p]`` is part ``p``'s record count from its stats file; a part file holding another count (changed after
+    it was finished) stops the merge, naming the part and its shard."""
+    for p, want in enumerate(kept):
+        paths, n = _paths(work, p), 0
+        for rec, nbytes in _read_part_records(paths["records"]):
+            n += 1
+            yield rec.to_row(), nbytes
+        if n != want:
+            raise RuntimeError(f"{paths['records']} holds {n} records but {paths['stats'].name} says {want}: the "
+                               f"part changed after it was finished; delete {part_name(p)}.* and rerun shard "
+                               f"{p % num_shards} of {num_shards}")
+
+
+def _batches(rows):
+    batch, size = [], 0
+    for row, nbytes in rows:
+        batch.append(row)
+        size += nbytes
+        if len(batch) >= MERGE_BATCH_ROWS or size >= MERGE_BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def _write_merged(rows, path: Path) -> int:
+    """Stream ``rows()`` (a fresh iterator per call) to ``path`` as ``write_records(list(rows()), path)`` would.
+
+    jsonl: one pass, line by line. parquet / save_to_disk: pass 1 infers the column types batch by batch and
+    unifies them (what ``Dataset.from_list`` infers over all rows, e.g. a column that is None in one part and text
+    in another is text); pass 2 writes the rows with those types to a scratch Arrow file, which is then opened
+    memory-mapped and written out by ``datasets`` (``to_parquet`` / ``save_to_disk``). Everything goes to a temporary
+    folder beside ``path`` (``.<name>.merge-*``; a killed merge's leftover is removed by the next one) and is
+    renamed into place, so a reader never sees half a dataset. Returns the row count.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.merge-*"):
+        shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.merge-", dir=path.parent))
+    try:
+        if path.suffix == ".jsonl":
+            target, n = tmp / "out.jsonl", 0
+            with open(target, "w") as f:
+                for row, _ in rows():
+                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    n += 1
+            os.replace(target, path)
+            return n
+        import datasets
+        import pyarrow as pa
+        from datasets.arrow_writer import ArrowWriter
+
+        schema = None
+        for batch in _batches(rows()):
+            got = datasets.Dataset.from_list(batch).features.arrow_schema.remove_metadata()
+            schema = got if schema is None else pa.unify_schemas([schema, got], promote_options="permissive")
+        features = datasets.Features.from_arrow_schema(schema)
+        scratch = tmp / "rows.arrow"
+        with ArrowWriter(features=features, path=str(scratch)) as writer:
+            for batch in _batches(rows()):
+                writer.write_batch({col: [r[col] for r in batch] for col in features})
+            n, _ = writer.finalize()
+        ds = datasets.Dataset.from_file(str(scratch))
+        if path.suffix == ".parquet":
+            ds.to_parquet(str(tmp / "out.parquet"))
+            os.replace(tmp / "out.parquet", path)
+        else:
+            ds.save_to_disk(str(tmp / "ds"))
+            if path.exists():
+                os.replace(path, tmp / "old")
+            os.replace(tmp / "ds", path)
+        del ds
+        return n
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _sum_stats(all_stats: list[dict]) -> dict:
@@ -360,16 +451,17 @@ def merge(cfg) -> dict:
         raise RuntimeError(f"{work}: {len(missing)} of {n_parts} parts unfinished (e.g. {missing[:5]}); rerun "
                            f"shard(s) {shards[:10]} of {cfg.run.num_shards}")
     stats = [json.loads(_paths(work, p)["stats"].read_text()) for p in range(n_parts)]
-    records = [r for p in range(n_parts) for r in _read_part_records(_paths(work, p)["records"])]
+    total = _sum_stats(stats)
     out_path = Path(cfg.output.path) if cfg.output.path else work / "data"
-    if not records:
-        raise RuntimeError(f"{work}: every task was dropped ({_sum_stats(stats)['dropped']}); nothing to write")
-    write_records(records, out_path)
-    report = build_report(_sum_stats(stats), cfg.num_votes())
+    if not total["kept"]:
+        raise RuntimeError(f"{work}: every task was dropped ({total['dropped']}); nothing to write")
+    kept = [st["kept"] for st in stats]
+    n_rows = _write_merged(lambda: _merged_rows(work, kept, cfg.run.num_shards), out_path)
+    report = build_report(total, cfg.num_votes())
     report["output"] = str(out_path)
     atomic_write_text(work / "report.json", json.dumps(report, indent=2))
     atomic_write_text(work / "report.md", _report_md(report, out_path))
-    _say(f"merged {len(records)} records from {n_parts} parts into {out_path}; report in {work / 'report.md'}")
+    _say(f"merged {n_rows} records from {n_parts} parts into {out_path}; report in {work / 'report.md'}")
     return report
 
 
