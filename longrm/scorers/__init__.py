@@ -4,7 +4,8 @@ Registered: ``rule`` (verifier, {0, 1}), ``longrm`` (generative judge or discrim
 online update of the discriminative RM), ``hero`` (HERO stratified rewards + variance-aware advantage weights
 over the ``longrm`` RM), ``rubric`` (weighted binary criteria from a JSON-answering judge, REFERENCE §4),
 ``spark`` (verifier reward + pointwise / pairwise judge tasks and reflection tasks recycled into the loop, §5).
-Not implemented yet: rubric refinement (§4), SPARK's test-time self-judge → reflect procedure (§5).
+Rubric refinement by progressive differentiation (§4): :mod:`.rubric_refine`.  Not implemented yet: SPARK's
+test-time self-judge → reflect procedure (§5).
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pydantic import Field, model_validator
 from ..config import ModelConfig, Section
 from .base import GroupTransform, Sample, Scorer, UpdateBatch, group_ids, has_hook
 
-__all__ = ["RuleSection", "LongRMSection", "HeroSection", "RubricSection", "SparkSection", "ScorerConfig", "build_scorer", "SCORERS",
+__all__ = ["RuleSection", "LongRMSection", "HeroSection", "RubricSection", "RubricRefineSection", "SparkSection", "ScorerConfig", "build_scorer", "SCORERS",
            "Sample", "GroupTransform", "UpdateBatch", "Scorer", "has_hook", "group_ids"]
 
 
@@ -71,6 +72,24 @@ class HeroSection(Section):
     ema_momentum: float = Field(0.9, ge=0, lt=1, description="momentum of the running mean σ̄ of per-prompt RM std")
 
 
+class RubricRefineSection(Section):
+    proposer: ModelConfig = Field(default_factory=lambda: ModelConfig(dtype="float32", gradient_checkpointing=False),
+                                  description="the LLM that rewrites the rubric from a compared pair")
+    proposer_backend: Literal["local", "server"] = Field("local", description="local from_pretrained model, or an "
+                                                         "OpenAI-compatible server (proposer_server)")
+    proposer_server: JudgeServerSection = JudgeServerSection()
+    rounds: int = Field(4, ge=1, description="refinement rounds per prompt (the paper: 4)")
+    pairs: list[Literal["top", "diverse", "random"]] = Field(
+        ["top"], min_length=1, description="pair kind per round, cycled: top (the two highest-scoring: great vs "
+        "good; the paper's loop), diverse (least alike among those >= the median), random (ablation)")
+    exclude: bool = Field(True, description="compared responses are not picked again in later rounds")
+    temperature: float = Field(0.7, ge=0, description="proposer temperature")
+    retry_temperature: float = Field(1.0, gt=0, description="proposer temperature of the one retry after an "
+                                     "unparsable rubric")
+    max_new_tokens: int = Field(1024, ge=1, description="proposer budget per call")
+    seed: int = Field(0, description="seed of the A/B order (and of random pairs)")
+
+
 class RubricSection(Section):
     judge: ModelConfig = Field(default_factory=lambda: ModelConfig(dtype="float32", gradient_checkpointing=False),
                                description="the rubric judge (a chat LM answering JSON)")
@@ -81,6 +100,11 @@ class RubricSection(Section):
     retry_temperature: float = Field(0.7, gt=0, description="temperature of the one retry after a parse failure")
     batch_size: int = Field(8, ge=1)
     device: str = Field("auto", description="auto: GPU if available, else CPU")
+    backend: Literal["local", "server"] = Field("local", description="the judge: local from_pretrained model, or an "
+                                                "OpenAI-compatible server (scorer.rubric.server)")
+    server: JudgeServerSection = JudgeServerSection()
+    refine: RubricRefineSection = Field(RubricRefineSection(), description="offline rubric refinement "
+                                        "(python -m longrm.scorers.rubric_refine IN OUT --config ...)")
 
 
 class SparkSection(Section):
@@ -148,12 +172,19 @@ def _hero(cfg: ScorerConfig):
                       ema_momentum=h.ema_momentum)
 
 
+def _rubric_judge(r: RubricSection):
+    """The rubric judge: a local chat LM or an OpenAI-compatible server, ``generate(convs, temperature)``."""
+    from .rubric_refine import make_sampler
+
+    return make_sampler(r.backend, r.judge, r.server, max_new_tokens=r.max_new_tokens, batch_size=r.batch_size,
+                        device=r.device)
+
+
 def _rubric(cfg: ScorerConfig):
-    from .rubric import LocalSampler, RubricScorer
+    from .rubric import RubricScorer
 
     r = cfg.rubric
-    judge = LocalSampler(r.judge, max_new_tokens=r.max_new_tokens, batch_size=r.batch_size, device=r.device)
-    return RubricScorer(judge, criteria=r.criteria or None, temperature=r.temperature,
+    return RubricScorer(_rubric_judge(r), criteria=r.criteria or None, temperature=r.temperature,
                         retry_temperature=r.retry_temperature)
 
 

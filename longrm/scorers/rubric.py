@@ -10,8 +10,8 @@ no JSON object, the judge is asked once more at ``retry_temperature``; if that a
 (reward 0) and the failure is counted.  The rubric of a sample is its ``rubric`` field (a ``rubric`` column of
 the prompt set), else the config's default ``criteria``.
 
-Not implemented: rubric refinement through differentiation (§4, a proposer rewriting the rubric from two
-high-scoring responses).
+The judge is a local chat LM or an OpenAI-compatible server (``scorer.rubric.backend``).  Refinement through
+differentiation (§4, a proposer rewriting the rubric from two high-scoring responses): :mod:`.rubric_refine`.
 """
 from __future__ import annotations
 
