@@ -12,7 +12,7 @@ import pytest
 from longrm.config import ModelConfig
 from longrm.scorers.rubric import RubricScorer
 from longrm.scorers.rubric_refine import (PROPOSER_SYSTEM, RubricRefiner, make_sampler, parse_rubric, proposer_messages,
-                                          refine_rows, select_pair, separation)
+                                          select_pair, separation)
 from rubric_world import INITIAL, PROMPT, Scripted, keyword_judge_answer, quality, scripted_proposer_answer, world
 
 
