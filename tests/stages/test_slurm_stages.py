@@ -1,5 +1,7 @@
-"""slurm/{sft,align,disrm}.sbatch: the multi-node launch lines (dry run, 2 nodes x 8 GPUs, no SLURM needed) and
-real submissions to a local one-node SLURM: srun + torchrun (c10d rendezvous) + the stage, resubmission resumes."""
+"""slurm/{sft,align,disrm,eval,cotrain}.sbatch: the multi-node launch lines (dry run, 2 nodes x 8 GPUs, no SLURM
+needed) and real submissions to a local one-node SLURM: srun + torchrun (c10d rendezvous) + the stage, resubmission
+resumes.  (eval.sbatch is submitted in tests/eval/test_distributed.py, synthesize.sbatch in
+tests/data_synthesis/test_synth_slurm.py.)"""
 import json
 import os
 import shlex
@@ -43,6 +45,25 @@ def test_two_nodes_by_eight_gpus_dry_run(stage):
     per_node = lines[3:]
     assert [x.split(" (")[0].strip() for x in per_node] == ["on gpu01", "on gpu02"]
     assert all(shlex.split(x.split("): ", 1)[1])[1:] == torchrun for x in per_node)
+
+
+@pytest.mark.parametrize("stage", ["eval", "cotrain"])
+def test_eval_and_cotrain_dry_run(stage):
+    """eval and cotrain have no sequence parallelism: every GPU of the 2 x 8 allocation is a data-parallel rank."""
+    res = _dry_run(stage, f"configs/{stage}.yaml", **TWO_NODES)
+    assert res.returncode == 0, res.stdout + res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0] == (f"longrm {stage}: job 4242 restart 0: 2 node(s) x 8 GPU(s) = world 16 = dp 16 x sp 1; "
+                        "rendezvous gpu01:24242")
+    cmd = shlex.split(lines[2].removeprefix("$ "))
+    assert cmd[:6] == ["srun", "--kill-on-bad-exit=1", "--nodes=2", "--ntasks=2", "--ntasks-per-node=1",
+                       "--cpus-per-task=64"]
+    assert cmd[7:] == ["-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "8", "--rdzv_backend",
+                       "c10d", "--rdzv_endpoint", "gpu01:24242", "--rdzv_id", "4242", "-m", "longrm", stage,
+                       "--config", f"configs/{stage}.yaml"]
+    # NPROC (the scripts' old name for the ranks per node) still sets them
+    one = _dry_run(stage, f"configs/{stage}.yaml", NPROC="1", MASTER_PORT="29512")
+    assert "1 node(s) x 1 GPU(s) = world 1" in one.stdout and "--nproc_per_node 1 --master_addr" in one.stdout
 
 
 def test_dry_run_checks_sp_against_the_world():
@@ -111,6 +132,32 @@ def test_sft_and_disrm_sbatch_run(stage, tmp_path, tiny_model_dir):
 
 
 @pytest.mark.slow
+def test_cotrain_sbatch_runs_and_resumes(tmp_path, tiny_model_dir):
+    """cotrain_tiny (HERO over an online-trained tiny RM) as a SLURM job: 2 GRPO steps; a resubmitted job with
+    max_steps 3 resumes from checkpoint-2 (scorer state included) and runs step 3 only."""
+    LocalSlurm = _local_slurm()
+    out = tmp_path / "cotrain"
+    args = [f"--output={tmp_path}/job.out", "--cpus-per-task=2", str(REPO / "slurm" / "cotrain.sbatch"),
+            str(REPO / "configs" / "cotrain_tiny.yaml"), "--train.output_dir", str(out), "--train.save_every", "1"]
+    env = {"LONGRM_ROOT": str(REPO), "GPUS_PER_NODE": "1", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+           "LONGRM_CACHE": str(tiny_model_dir.parent)}
+    with LocalSlurm(tmp_path / "slurm") as slurm:
+        res = slurm.sbatch_wait(args + ["--train.max_steps", "2"], env=env, timeout=600)
+        log = (tmp_path / "job.out").read_text() if (tmp_path / "job.out").exists() else ""
+        assert res.returncode == 0, res.stdout + res.stderr + log[-4000:]
+        assert "longrm cotrain: job " in log and "1 node(s) x 1 GPU(s) = world 1" in log
+        assert "$ srun --kill-on-bad-exit=1" in log and "cotrain (hero): 2 steps" in log
+        assert (out / "checkpoint-2" / "scorer_state.pt").exists() and (out / "final" / "model.safetensors").exists()
+        assert (out / "rm_final" / "model.safetensors").exists()
+        res = slurm.sbatch_wait(args + ["--train.max_steps", "3"], env=env, timeout=600)
+        log = (tmp_path / "job.out").read_text()
+        assert res.returncode == 0, res.stdout + res.stderr + log[-4000:]
+    assert "scorer state restored from" in log and "checkpoint-2" in log
+    steps = [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines() if '"reward"' in x]
+    assert steps == [1, 2, 3]  # the second job continued from checkpoint-2 and ran step 3 only
+
+
+@pytest.mark.slow
 def test_usr1_requeues_and_the_rerun_resumes(tmp_path, tiny_model_dir):
     """``scancel --signal=USR1 --batch`` (what ``--signal=B:USR1@600`` sends before the time limit): the batch
     script requeues the job, SLURM restarts it (SLURM_RESTART_COUNT=1) and the rerun resumes from the last
@@ -157,6 +204,6 @@ def test_usr1_requeues_and_the_rerun_resumes(tmp_path, tiny_model_dir):
 
 
 if __name__ == "__main__":  # print the 2 x 8 commands: python tests/stages/test_slurm_stages.py
-    for s in ("sft", "align", "disrm"):
+    for s in ("sft", "align", "disrm", "eval", "cotrain"):
         print(_dry_run(s, f"configs/{s}.yaml", **TWO_NODES).stdout)
     sys.exit(0)
