@@ -14,7 +14,7 @@ from longrm.config import ModelConfig, Section
 
 __all__ = ["SynthesizeConfig", "SourceConfig", "ColumnMap", "SyntheticConfig", "DistractorConfig",
            "ExpandConfig", "ServerConfig", "OracleConfig", "JudgeConfig", "TaskConfig", "VoteConfig",
-           "OutputConfig", "RunConfig"]
+           "OutputConfig", "HeldoutConfig", "RunConfig"]
 
 
 class ColumnMap(Section):
@@ -32,6 +32,11 @@ class SyntheticConfig(Section):
     hops: list[int] = Field([2, 3], description="multi-hop depths to draw from (2, 3, 4)")
     responses_per_example: int = Field(4, ge=1, description="candidates per task: correct / partial / "
                                        "hallucinated / off-topic, cycled")
+    families: list[Literal["multihop", "lookup", "timeline"]] = Field(
+        ["multihop"], description="task families, dealt round-robin over the examples: multihop (founder -> "
+        "birthplace chains), lookup (an object's access code), timeline (the year of a town's event)")
+    near_miss_facts: int = Field(3, ge=0, description="same-shaped facts about other entities in the critical "
+                                 "context (the judge must tell them apart)")
 
 
 class SourceConfig(Section):
@@ -68,6 +73,11 @@ class ExpandConfig(Section):
     position_range: tuple[float, float] = Field((0.04, 0.9), description="fraction of the context before the "
                                                 "critical block, drawn uniformly (official data: 4%-90%)")
     position_choices: list[float] | None = Field(None, description="draw the position from this list instead")
+    short_fraction: float = Field(0.0, ge=0, lt=1, description="fraction of examples kept short (not expanded): "
+                                  "Stage I trains on original short RM data and long synthetic data together "
+                                  "(REFERENCE §1.4)")
+    tag_fraction: float = Field(1.0, ge=0, le=1, description="fraction of training prompts whose critical block "
+                                "is tagged (the official data tags all; 0 gives prompts shaped like the benchmark's)")
     tag_min_len: int = Field(2, ge=1)
     tag_max_len: int = Field(4, ge=1)
     count: Literal["incremental", "exact"] = Field(
@@ -150,7 +160,24 @@ class OutputConfig(Section):
     dir: str = Field("outputs/synthesize", description="work folder: parts, manifest, report")
     path: str | None = Field(None, description="final dataset: *.jsonl, *.parquet or a save_to_disk folder "
                              "(default: <dir>/data)")
+    rm_path: str | None = Field(None, description="also write response preferences for a DisRM here (the best-voted "
+                                "response vs the lower-voted ones, benchmark-shaped prompt); null: don't")
     overwrite: bool = Field(False, description="wipe a work folder made with a different config")
+
+
+class HeldoutConfig(Section):
+    num_examples: int = Field(0, ge=0, description="held-out synthetic examples written as Long-RewardBench rows "
+                              "for evaluation (0: none); never in the training data")
+    seed: int = Field(1000, description="generator seed of the held-out examples (must differ from the source's)")
+    families: list[Literal["multihop", "lookup", "timeline"]] | None = Field(
+        None, description="task families of the held-out rows (default: the source's); name families the "
+        "source lacks to evaluate on unseen kinds of task")
+    near_miss_facts: int | None = Field(None, ge=0, description="default: the source's")
+    buckets: list[Literal["4k", "8k", "16k", "32k", "64k", "128k"]] | None = Field(
+        None, description="length buckets, dealt round-robin (default: expand.buckets)")
+    best_of_n_fraction: float = Field(0.0, ge=0, le=1, description="fraction of rows that are best-of-N (3-4 "
+                                      "ranked candidates) instead of pairwise")
+    path: str | None = Field(None, description="jsonl to write (default: <output.dir>/heldout.jsonl)")
 
 
 class RunConfig(Section):
@@ -171,10 +198,19 @@ class SynthesizeConfig(Section):
     tasks: TaskConfig = TaskConfig()
     vote: VoteConfig = VoteConfig()
     output: OutputConfig = OutputConfig()
+    heldout: HeldoutConfig = HeldoutConfig()
     run: RunConfig = RunConfig()
 
     @model_validator(mode="after")
     def _check(self):
+        if self.heldout.num_examples:
+            if self.source.kind != "synthetic":
+                raise ValueError("heldout: held-out rows are generated from the synthetic source only")
+            if self.heldout.seed == self.source.synthetic.seed:
+                raise ValueError("heldout.seed must differ from source.synthetic.seed (held-out rows would repeat "
+                                 "training examples)")
+            if not self.expand.enabled:
+                raise ValueError("heldout: needs expand.enabled (held-out rows are expanded to a length bucket)")
         if self.run.shard_index >= self.run.num_shards:
             raise ValueError(f"run.shard_index {self.run.shard_index} must be < run.num_shards {self.run.num_shards}")
         if not self.judges:

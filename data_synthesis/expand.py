@@ -157,10 +157,11 @@ class Expander:
             total += pool.lens[j]
 
     def expand(self, critical: str, budget_tokens: int, rng: random.Random, *,
-               exclude_owner: str | None = None, tag: str | None = None) -> Expansion:
-        """A context of about ``budget_tokens`` tokens holding ``critical`` tagged, at a random position."""
-        tag = tag or random_tag(rng, *self.tag_len)
-        block = tag_text(critical, tag)
+               exclude_owner: str | None = None, tag: str | None = None, tagged: bool = True) -> Expansion:
+        """A context of about ``budget_tokens`` tokens holding ``critical`` at a random position, wrapped in
+        ``<tag>…</tag>`` (a random tag unless given) or, with ``tagged=False``, as it is (``tag`` is then "")."""
+        tag = (tag or random_tag(rng, *self.tag_len)) if tagged else ""
+        block = tag_text(critical, tag) if tagged else critical
         block_len = self.count(self.sep + block)
         need = budget_tokens - block_len + self.sep_tokens  # the first piece loses its separator
         if need < 0:

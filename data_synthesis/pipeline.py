@@ -44,7 +44,7 @@ __all__ = ["run_synthesis", "process_shard", "merge", "config_fingerprint", "par
 log = logging.getLogger(__name__)
 
 _VOLATILE = {("run", "num_shards"), ("run", "shard_index"), ("run", "action"), ("output", "overwrite"),
-             ("output", "path")}
+             ("output", "path"), ("output", "rm_path")}
 _VOLATILE_JUDGE = {"batch_size"}
 _VOLATILE_SERVER = {"concurrency", "timeout", "max_retries", "backoff", "max_backoff"}
 
@@ -56,6 +56,7 @@ def _say(msg: str) -> None:
 def config_fingerprint(cfg) -> str:
     """Hash of everything that changes the rows (not sharding, retries, concurrency or the output path)."""
     tree = cfg.model_dump(mode="json")
+    tree.pop("heldout", None)  # written after the merge, from its own seed: it never changes the rows
     for sec, key in _VOLATILE:
         tree.get(sec, {}).pop(key, None)
     for j in tree.get("judges", []):
@@ -96,6 +97,69 @@ def _check_manifest(cfg, work: Path, num_examples: int) -> dict:
     return manifest
 
 
+def _tokenizer_name(cfg) -> str:
+    """The tokenizer lengths are counted with: ``expand.tokenizer``, else the first local judge's model."""
+    if cfg.expand.tokenizer:
+        return cfg.expand.tokenizer
+    hf = [j for j in cfg.judges if j.backend == "hf"]
+    if hf:
+        return hf[0].model.tokenizer or hf[0].model.name_or_path
+    if any(j.backend == "http" for j in cfg.judges):
+        raise ValueError("expand.tokenizer: set the tokenizer of the served judge model (lengths are counted with "
+                         "the judge's tokenizer)")
+    return "tiny:qwen2"
+
+
+def _expander(cfg, tokenizer, dcfg, source):
+    from .expand import DistractorPool, Expander
+
+    docs, owners = load_distractor_docs(dcfg, source)
+    pool = DistractorPool(docs, tokenizer, max_doc_tokens=dcfg.max_doc_tokens, owners=owners)
+    _say(f"distractor pool: {len(pool)} documents, {pool.total_tokens} tokens")
+    return Expander(pool, position_range=tuple(cfg.expand.position_range), position_choices=cfg.expand.position_choices,
+                    tag_len=(cfg.expand.tag_min_len, cfg.expand.tag_max_len))
+
+
+def build_heldout(cfg, source) -> Path | None:
+    """Write the held-out Long-RewardBench rows (``heldout`` section) unless they exist; returns their path.
+
+    Their distractor documents come from another seed than the training prompts' (``distractors.seed + 1``)."""
+    from longrm.config import ModelConfig
+    from longrm.models import load_tokenizer
+
+    from .heldout import write_heldout
+
+    h = cfg.heldout
+    if not h.num_examples:
+        return None
+    path = Path(h.path) if h.path else Path(cfg.output.dir) / "heldout.jsonl"
+    if path.exists():
+        return path
+    tok = load_tokenizer(ModelConfig(name_or_path=_tokenizer_name(cfg)))
+    dcfg = cfg.expand.distractors.model_copy(update={"seed": cfg.expand.distractors.seed + 1})
+    out = write_heldout(cfg, tok, _expander(cfg, tok, dcfg, source))
+    _say(f"held-out eval rows: {h.num_examples} in {out}")
+    return out
+
+
+def write_rm_view(cfg, work: Path, kept: list[int]) -> Path | None:
+    """Response-preference rows for a DisRM (``output.rm_path``), from the merged judge rows."""
+    from .rm_view import response_preferences
+
+    if not cfg.output.rm_path:
+        return None
+    recs = (PreferenceRecord(**{**row, "metadata": json.loads(row["metadata"])})
+            for row, _ in _merged_rows(work, kept, cfg.run.num_shards))
+    rows = [r.to_row() for r in response_preferences(recs)]
+    if not rows:
+        raise RuntimeError(f"{work}: no example has a unique best response among its voted pointwise scores; "
+                           "output.rm_path needs pointwise tasks (tasks.pairwise_fraction < 1)")
+    path = Path(cfg.output.rm_path)
+    _write_merged(lambda: ((r, 0) for r in rows), path)
+    _say(f"response preferences for a DisRM: {len(rows)} rows in {path}")
+    return path
+
+
 class _Resources:
     """Tokenizer, distractor pool, task builder and judges — built once per process, only when needed."""
 
@@ -107,26 +171,9 @@ class _Resources:
         from .judges import build_judge
 
         t0 = time.time()
-        name = cfg.expand.tokenizer
-        if name is None:
-            hf = [j for j in cfg.judges if j.backend == "hf"]
-            if hf:
-                name = hf[0].model.tokenizer or hf[0].model.name_or_path
-            elif any(j.backend == "http" for j in cfg.judges):
-                raise ValueError("expand.tokenizer: set the tokenizer of the served judge model (lengths are "
-                                 "counted with the judge's tokenizer)")
-            else:
-                name = "tiny:qwen2"
+        name = _tokenizer_name(cfg)
         self.tokenizer = load_tokenizer(ModelConfig(name_or_path=name))
-        expander = None
-        if cfg.expand.enabled:
-            dcfg = cfg.expand.distractors
-            docs, owners = load_distractor_docs(dcfg, source)
-            pool = DistractorPool(docs, self.tokenizer, max_doc_tokens=dcfg.max_doc_tokens, owners=owners)
-            expander = Expander(pool, position_range=tuple(cfg.expand.position_range),
-                                position_choices=cfg.expand.position_choices,
-                                tag_len=(cfg.expand.tag_min_len, cfg.expand.tag_max_len))
-            _say(f"distractor pool: {len(pool)} documents, {pool.total_tokens} tokens")
+        expander = _expander(cfg, self.tokenizer, cfg.expand.distractors, source) if cfg.expand.enabled else None
         self.builder = TaskBuilder(cfg, self.tokenizer, expander)
         self.judges = [(build_judge(j), j) for j in cfg.judges]
         self.voters = []
@@ -459,6 +506,9 @@ def merge(cfg) -> dict:
     n_rows = _write_merged(lambda: _merged_rows(work, kept, cfg.run.num_shards), out_path)
     report = build_report(total, cfg.num_votes())
     report["output"] = str(out_path)
+    rm_path = write_rm_view(cfg, work, kept)
+    if rm_path is not None:
+        report["rm_output"] = str(rm_path)
     atomic_write_text(work / "report.json", json.dumps(report, indent=2))
     atomic_write_text(work / "report.md", _report_md(report, out_path))
     _say(f"merged {n_rows} records from {n_parts} parts into {out_path}; report in {work / 'report.md'}")
@@ -472,4 +522,7 @@ def run_synthesis(cfg) -> dict:
         out["process"] = process_shard(cfg)
     if cfg.run.action == "merge" or (cfg.run.action == "auto" and cfg.run.num_shards == 1):
         out["report"] = merge(cfg)
+        heldout = build_heldout(cfg, load_source(cfg.source))
+        if heldout is not None:
+            out["heldout"] = str(heldout)
     return out

@@ -43,10 +43,11 @@ class _Synthetic(Sequence):
         if not 0 <= i < len(self):
             raise IndexError(i)
         t = generate_task(i, seed=self.cfg.seed, hops=tuple(self.cfg.hops),
-                          responses_per_task=self.cfg.responses_per_example)
+                          responses_per_task=self.cfg.responses_per_example, families=tuple(self.cfg.families),
+                          near_miss_facts=self.cfg.near_miss_facts)
         return SourceExample(id=t.id, question=t.question, context=t.context, responses=t.responses,
                              reference=t.reference, grades=t.grades,
-                             meta={"hop": t.hop, "kinds": t.kinds, "styles": t.styles})
+                             meta={"hop": t.hop, "kinds": t.kinds, "styles": t.styles, **t.meta})
 
 
 class _Rows(Sequence):

@@ -19,7 +19,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-__all__ = ["SyntheticTask", "generate_tasks", "distractor_documents", "RESPONSE_KINDS", "STYLES"]
+__all__ = ["SyntheticTask", "generate_tasks", "generate_task", "distractor_documents", "RESPONSE_KINDS", "STYLES",
+           "FAMILIES"]
 
 _SYLL = ["ka", "lo", "ri", "ven", "tor", "mi", "sa", "do", "re", "an", "el", "is", "on", "ur", "ta", "ne",
          "bra", "quil", "dor", "phe", "zan", "gu", "mor", "thi"]
@@ -28,6 +29,7 @@ _INDUSTRIES = ["shipbuilding", "textile", "glassware", "software", "mining", "pu
 _FIELDS = ["astronomy", "botany", "linguistics", "chemistry", "music", "architecture", "geology", "painting"]
 RESPONSE_KINDS = ("correct", "partial", "hallucinated", "offtopic")
 STYLES = ("terse", "explain", "steps", "formal", "hedged")
+NO_CLAIM = "nothing that answers the question"
 _GRADES = {"correct": (9, 10), "partial": (4, 6), "hallucinated": (1, 3), "offtopic": (0, 1)}
 
 
@@ -111,39 +113,50 @@ def _response(rng: random.Random, kind: str, style: str, facts, answer: str, nam
     steps = [f"{s} {rel_txt[r]} {o}" for s, r, o in chain]
     if kind == "offtopic":
         topic = rng.choice(_FIELDS)
-        return rng.choice([f"{topic.capitalize()} is a fascinating subject with a long history of debate.",
+        return NO_CLAIM, rng.choice([f"{topic.capitalize()} is a fascinating subject with a long history of debate.",
                            f"I think the question is really about {topic}, which has many interesting aspects "
                            f"that scholars have studied for centuries.",
                            "That is a great question! There are many companies in the world and each has a story."])
     if style == "terse":
-        return f"{final}."
+        return final, f"{final}."
     if style == "explain":
-        return f"According to the documents, {'; '.join(steps)}. Therefore the answer is {final}."
+        return final, f"According to the documents, {'; '.join(steps)}. Therefore the answer is {final}."
     if style == "steps":
-        return "\n".join(f"{i + 1}. {st}." for i, st in enumerate(steps)) + f"\nAnswer: {final}"
+        return final, "\n".join(f"{i + 1}. {st}." for i, st in enumerate(steps)) + f"\nAnswer: {final}"
     if style == "formal":
-        return f"Based on the provided evidence, the answer to \"{question}\" is {final}, since " + \
-            ", and ".join(steps) + "."
-    return f"I believe it is probably {final}, though I am not completely sure. It seems that {steps[0]}."
+        return final, (f"Based on the provided evidence, the answer to \"{question}\" is {final}, since "
+                       + ", and ".join(steps) + ".")
+    return final, f"I believe it is probably {final}, though I am not completely sure. It seems that {steps[0]}."
 
 
 def generate_tasks(n: int, *, seed: int = 0, hops: tuple[int, ...] = (2, 3), responses_per_task: int = 4,
                    near_miss_facts: int = 3, kinds: tuple[str, ...] = RESPONSE_KINDS,
-                   styles: tuple[str, ...] = STYLES, id_prefix: str = "syn") -> list[SyntheticTask]:
+                   styles: tuple[str, ...] = STYLES, id_prefix: str = "syn",
+                   families: tuple[str, ...] = ("multihop",)) -> list[SyntheticTask]:
     """``n`` tasks; task ``i`` depends only on ``(seed, i)`` so any slice can be regenerated alone."""
     return [generate_task(i, seed=seed, hops=hops, responses_per_task=responses_per_task,
-                          near_miss_facts=near_miss_facts, kinds=kinds, styles=styles, id_prefix=id_prefix)
+                          near_miss_facts=near_miss_facts, kinds=kinds, styles=styles, id_prefix=id_prefix,
+                          families=families)
             for i in range(n)]
 
 
 def generate_task(i: int, *, seed: int = 0, hops: tuple[int, ...] = (2, 3), responses_per_task: int = 4,
                   near_miss_facts: int = 3, kinds: tuple[str, ...] = RESPONSE_KINDS,
-                  styles: tuple[str, ...] = STYLES, id_prefix: str = "syn") -> SyntheticTask:
+                  styles: tuple[str, ...] = STYLES, id_prefix: str = "syn",
+                  families: tuple[str, ...] = ("multihop",)) -> SyntheticTask:
+    """Task ``i`` of the family ``families[i % len(families)]`` (a pure function of ``(seed, i)``)."""
+    family = families[i % len(families)]
+    if family not in FAMILIES:
+        raise ValueError(f"unknown synthetic family {family!r}; choose from {', '.join(FAMILIES)}")
+    if family != "multihop":
+        return FAMILIES[family](i, seed=seed, responses_per_task=responses_per_task, near_miss_facts=near_miss_facts,
+                                kinds=kinds, styles=styles, id_prefix=id_prefix)
     rng = random.Random(f"synthetic:{seed}:{i}")
     names = _Names(rng)
     hop = rng.choice(hops)
     facts, question, answer = _chain(rng, names, hop)
     sentences = [_sentence(rng, *f) for f in facts]
+    evidence = " ".join(sentences)
     for _ in range(near_miss_facts):  # same relation shapes about other entities
         other, _, _ = _chain(rng, names, hop)
         sentences.append(_sentence(rng, *rng.choice(other)))
@@ -152,14 +165,17 @@ def generate_task(i: int, *, seed: int = 0, hops: tuple[int, ...] = (2, 3), resp
     context = "\n".join(f"Passage {j + 1}: {p}" for j, p in enumerate(paras))
     chosen_kinds = [kinds[j % len(kinds)] for j in range(responses_per_task)]
     rng.shuffle(chosen_kinds)
-    responses, grades, used_styles = [], [], []
+    responses, grades, used_styles, claims = [], [], [], []
     for kind in chosen_kinds:
         style = rng.choice(styles)
-        responses.append(_response(rng, kind, style, facts, answer, names, question))
+        claim, text = _response(rng, kind, style, facts, answer, names, question)
+        responses.append(text)
+        claims.append(claim)
         grades.append(rng.randint(*_GRADES[kind]))
         used_styles.append(style)
     return SyntheticTask(id=f"{id_prefix}-{seed}-{i:06d}", question=question, context=context, reference=answer,
-                         responses=responses, grades=grades, kinds=chosen_kinds, styles=used_styles, hop=hop)
+                         responses=responses, grades=grades, kinds=chosen_kinds, styles=used_styles, hop=hop,
+                         meta={"family": "multihop", "evidence": evidence, "claims": claims})
 
 
 def distractor_documents(n: int, *, seed: int = 1, sentences: tuple[int, int] = (6, 20)) -> list[str]:
@@ -178,3 +194,127 @@ def distractor_documents(n: int, *, seed: int = 1, sentences: tuple[int, int] = 
                             f"{rng.choice(_INDUSTRIES)}, and its records date back to {rng.randint(1500, 2000)}.")
         out.append(f"{title}\n" + " ".join(body))
     return out
+
+
+# --- the "lookup" family: one keyed value per object ---------------------------------------------------------
+_OBJECTS = ["vault", "archive", "greenhouse", "workshop", "observatory", "boathouse", "library", "granary",
+            "armory", "chapel", "kitchen", "cellar", "tower", "stable", "mill", "forge", "gallery", "harbor office",
+            "bakery", "laboratory"]
+
+
+def _lookup_task(i: int, *, seed: int = 0, responses_per_task: int = 4, near_miss_facts: int = 2,
+                 kinds: tuple[str, ...] = RESPONSE_KINDS, styles: tuple[str, ...] = STYLES,
+                 id_prefix: str = "syn") -> SyntheticTask:
+    """A key-value lookup: the context gives the access code of one object (and of ``near_miss_facts`` others);
+    the question asks for it.  ``partial`` answers give another object's code from the context (or the right
+    code with two digits swapped when there is none), ``hallucinated`` ones an invented code."""
+    rng = random.Random(f"synthetic-lookup:{seed}:{i}")
+    objs = rng.sample(_OBJECTS, 1 + near_miss_facts)
+    codes: list[str] = []
+    while len(codes) < len(objs):
+        c = str(rng.randint(100, 999))
+        if c not in codes:
+            codes.append(c)
+    obj, code = objs[0], codes[0]
+    site = _Names(rng)()
+    sentences = [rng.choice([f"The access code of the {o} is {c}.", f"At {site}, the {o} opens with the code {c}."])
+                 for o, c in zip(objs, codes)]
+    evidence = sentences[0]
+    rng.shuffle(sentences)
+    context = "\n".join(f"Passage {j + 1}: {t}" for j, t in enumerate(sentences))
+    question = f"What is the access code of the {obj}?"
+    chosen_kinds = [kinds[j % len(kinds)] for j in range(responses_per_task)]
+    rng.shuffle(chosen_kinds)
+    responses, grades, used_styles, claims = [], [], [], []
+    for kind in chosen_kinds:
+        style = rng.choice(styles)
+        if kind == "correct":
+            said = code
+        elif kind == "partial":
+            said = rng.choice(codes[1:]) if len(codes) > 1 else code[1] + code[0] + code[2]
+            if said == code:
+                said = code[0] + code[2] + code[1] if code[1] != code[2] else str(int(code) + 1)
+        else:
+            said = str(rng.randint(100, 999))
+            while said in codes:
+                said = str(rng.randint(100, 999))
+        claims.append(NO_CLAIM if kind == "offtopic" else said)
+        if kind == "offtopic":
+            text = rng.choice([f"Access codes are an interesting topic in {rng.choice(_FIELDS)}.",
+                               "I cannot help with codes, but the building has a long history."])
+        elif style == "terse":
+            text = f"{said}."
+        elif style == "hedged":
+            text = f"I think it might be {said}, but I am not sure."
+        elif style == "steps":
+            text = f"1. The question asks about the {obj}.\n2. Its code is given in the document.\nAnswer: {said}"
+        else:
+            text = f"According to the document, the access code of the {obj} is {said}."
+        responses.append(text)
+        grades.append(rng.randint(*_GRADES[kind]))
+        used_styles.append(style)
+    return SyntheticTask(id=f"{id_prefix}-lookup-{seed}-{i:06d}", question=question, context=context, reference=code,
+                         responses=responses, grades=grades, kinds=chosen_kinds, styles=used_styles, hop=1,
+                         meta={"family": "lookup", "evidence": evidence, "claims": claims})
+
+
+# --- the "timeline" family: when did an event happen ---------------------------------------------------------
+_EVENTS = ["the bridge was rebuilt", "the first newspaper was printed", "the harbor was dredged",
+           "the university was founded", "the great flood struck", "the railway reached the town",
+           "the cathedral bells were cast", "the treaty was signed", "the observatory opened",
+           "the market hall burned down", "the canal was dug", "the town charter was granted"]
+
+
+def _timeline_task(i: int, *, seed: int = 0, responses_per_task: int = 4, near_miss_facts: int = 2,
+                   kinds: tuple[str, ...] = RESPONSE_KINDS, styles: tuple[str, ...] = STYLES,
+                   id_prefix: str = "syn") -> SyntheticTask:
+    """When did an event happen in a fictional town: the context dates it (and ``near_miss_facts`` other events
+    of the same town); ``partial`` answers give another event's year, ``hallucinated`` an invented one."""
+    rng = random.Random(f"synthetic-timeline:{seed}:{i}")
+    town = _Names(rng)()
+    events = rng.sample(_EVENTS, 1 + near_miss_facts)
+    years: list[int] = []
+    while len(years) < len(events):
+        y = rng.randint(1400, 1950)
+        if y not in years:
+            years.append(y)
+    sentences = [rng.choice([f"In {town}, {e} in {y}.", f"Town records of {town} show that {e} in the year {y}."])
+                 for e, y in zip(events, years)]
+    evidence = sentences[0]
+    rng.shuffle(sentences)
+    context = "\n".join(f"Passage {j + 1}: {t}" for j, t in enumerate(sentences))
+    event, year = events[0], years[0]
+    question = f"In which year did it happen in {town} that {event}?"
+    chosen_kinds = [kinds[j % len(kinds)] for j in range(responses_per_task)]
+    rng.shuffle(chosen_kinds)
+    responses, grades, used_styles, claims = [], [], [], []
+    for kind in chosen_kinds:
+        style = rng.choice(styles)
+        if kind == "correct":
+            said = year
+        elif kind == "partial":
+            said = rng.choice(years[1:]) if len(years) > 1 else year + 10
+        else:
+            said = rng.randint(1400, 1950)
+            while said in years:
+                said = rng.randint(1400, 1950)
+        claims.append(NO_CLAIM if kind == "offtopic" else str(said))
+        if kind == "offtopic":
+            text = rng.choice([f"{town} is a lovely town with many old buildings.",
+                               f"History is full of surprises, especially in {rng.choice(_FIELDS)}."])
+        elif style == "terse":
+            text = f"{said}."
+        elif style == "hedged":
+            text = f"Probably around {said}, though I am not certain."
+        else:
+            text = f"According to the records, in {town} {event} in {said}."
+        responses.append(text)
+        grades.append(rng.randint(*_GRADES[kind]))
+        used_styles.append(style)
+    return SyntheticTask(id=f"{id_prefix}-timeline-{seed}-{i:06d}", question=question, context=context,
+                         reference=str(year), responses=responses, grades=grades, kinds=chosen_kinds,
+                         styles=used_styles, hop=1, meta={"family": "timeline", "evidence": evidence,
+                                                           "claims": claims})
+
+
+FAMILIES = {"multihop": None, "lookup": _lookup_task, "timeline": _timeline_task}

@@ -93,7 +93,9 @@ class TaskBuilder:
         """Expanded training prompt ``render(context, tag)`` of about the bucket's target length."""
         cfg = self.cfg.expand
         target = LENGTH_BUCKETS[bucket] - cfg.reserve_tokens
-        tag = random_tag(rng, cfg.tag_min_len, cfg.tag_max_len)
+        f = cfg.tag_fraction
+        tagged = f >= 1 or (f > 0 and rng.random() < f)  # no draw at the default 1.0: same stream as before
+        tag = random_tag(rng, cfg.tag_min_len, cfg.tag_max_len) if tagged else None
         # fixed prompt parts: the prompt around a one-token placeholder context, minus that token
         overhead = self.count(render("x", tag)) - 1
         budget = target - overhead
@@ -103,7 +105,7 @@ class TaskBuilder:
         check = not exact and cfg.verify_every and self.built % cfg.verify_every == 1 % cfg.verify_every
         for attempt in range(2):
             rng.setstate(state)
-            exp = self.expander.expand(ex.context, budget, rng, exclude_owner=ex.id, tag=tag)
+            exp = self.expander.expand(ex.context, budget, rng, exclude_owner=ex.id, tag=tag, tagged=tagged)
             prompt = render(exp.context, tag)
             n = overhead + exp.context_tokens
             if check and attempt == 0:
@@ -150,6 +152,9 @@ class TaskBuilder:
             return [], drops
         pairwise = n_resp >= 2 and rng.random() < tcfg.pairwise_fraction
         bucket = rng.choices(self.buckets, weights=self.weights)[0] if cfg.expand.enabled else None
+        sf = cfg.expand.short_fraction
+        if bucket and sf > 0 and rng.random() < sf:  # kept short, as the paper's Stage I mixes short RM data in
+            bucket = None
         specs: list[tuple[str, list[int]]] = []
         if pairwise:
             pairs = [(i, j) for i in range(n_resp) for j in range(i + 1, n_resp)]
@@ -188,9 +193,11 @@ class TaskBuilder:
         tcfg = self.cfg.tasks
         ref = ex.reference if tcfg.show_reference else None
         g = ex.grades
+        evidence, claims = ex.meta.get("evidence"), ex.meta.get("claims")
+        extra = {"evidence": evidence, "claims": claims} if evidence and claims else {}
         if kind == "pointwise":
             msgs = self._pointwise(ex.context, ex, ridx[0], None) if tcfg.judge_context == "short" else prompt
-            hint = {"kind": "pointwise", "grade": g[ridx[0]]} if g else {}
+            hint = {"kind": "pointwise", "grade": g[ridx[0]], **_pick(extra, ridx)} if g else {}
             return [JudgeRequest(_with_reference(msgs, ref), hint, tid)]
         a, b = ridx
         if tcfg.judge_context == "short":
@@ -200,10 +207,19 @@ class TaskBuilder:
             user = prompt[-1]["content"]
             ctx = user[user.index("[Context]\n") + len("[Context]\n"):user.index("\n[End of Context]")]
             ba = self._pairwise(ctx, ex, b, a)
-        return [JudgeRequest(_with_reference(ab, ref), {"kind": "pairwise", "grades": [g[a], g[b]]} if g else {},
+        return [JudgeRequest(_with_reference(ab, ref),
+                             {"kind": "pairwise", "grades": [g[a], g[b]], **_pick(extra, [a, b])} if g else {},
                              tid + ":AB"),
-                JudgeRequest(_with_reference(ba, ref), {"kind": "pairwise", "grades": [g[b], g[a]]} if g else {},
+                JudgeRequest(_with_reference(ba, ref),
+                             {"kind": "pairwise", "grades": [g[b], g[a]], **_pick(extra, [b, a])} if g else {},
                              tid + ":BA")]
+
+
+def _pick(extra: dict, ridx: list[int]) -> dict:
+    """The oracle's view of the gold evidence and of what the shown responses claim (synthetic sources)."""
+    if not extra:
+        return {}
+    return {"evidence": extra["evidence"], "claims": [extra["claims"][i] for i in ridx]}
 
 
 def task_votes(task: Task, judgements: list[list[Judgement]], lo: int = 0, hi: int = 10

@@ -1,6 +1,8 @@
 """A simulated judge for the built-in synthetic tasks (quickstart and tests; not a model).
 
-It reads the gold grades the task builder puts in ``JudgeRequest.hint`` and writes a templated judgement:
+It reads the gold grades the task builder puts in ``JudgeRequest.hint`` and writes a templated judgement
+(when the hint carries the gold ``evidence`` and the responses' ``claims``, the analysis first quotes both, as a
+careful judge would, then weighs them):
 pointwise ``[Analysis] … [Score: N]`` with N = grade, off by 1–2 with probability ``noise``; pairwise a verdict
 for the better-graded response, flipped with probability ``noise``, or ``[[A]]`` regardless of content with
 probability ``position_bias`` (so order-consistency filtering has something to catch).  With probability
@@ -50,6 +52,9 @@ class OracleJudge(Judge):
             score = grade
             if rng.random() < self.noise:
                 score = min(10, max(0, grade + rng.choice([-2, -1, 1, 2])))
+            if req.hint.get("evidence"):  # quote the evidence and the claim, then weigh them
+                return Judgement(f"[Analysis]\nThe context says: {req.hint['evidence']} The response says: "
+                                 f"{req.hint['claims'][0]}. So it {_describe(score)}.\n[Score: {score}]")
             return Judgement(f"[Analysis]\nChecking the response against the passages inside the tagged context: "
                              f"it {_describe(score)}.\n[Score: {score}]")
         ga, gb = (int(g) for g in req.hint["grades"])
@@ -61,7 +66,11 @@ class OracleJudge(Judge):
                 pick = "B" if pick == "A" else "A"
         better, worse = (ga, gb) if pick == "A" else (gb, ga)
         other = "B" if pick == "A" else "A"
-        return Judgement(f"Assistant {pick}'s answer {_describe(better)}, while Assistant {other}'s answer "
+        quote = ""
+        if req.hint.get("evidence"):
+            ca, cb = req.hint["claims"]
+            quote = f"The context says: {req.hint['evidence']} Assistant A says: {ca}. Assistant B says: {cb}. "
+        return Judgement(f"{quote}Assistant {pick}'s answer {_describe(better)}, while Assistant {other}'s answer "
                          f"{_describe(worse)}. Therefore Assistant {pick} is better.\n\n[[{pick}]]")
 
     def judge(self, requests: list[JudgeRequest], n: int = 1) -> list[list[Judgement]]:

@@ -1,0 +1,135 @@
+"""Held-out evaluation rows, task families, response preferences for a DisRM, evidence-quoting judgements."""
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from data_synthesis.config import SynthesizeConfig
+from data_synthesis.heldout import heldout_examples
+from data_synthesis.pipeline import run_synthesis
+from data_synthesis.synthetic import FAMILIES, generate_tasks
+from longrm.eval.samples import load_samples
+from longrm.judging.parsers import parse_pointwise
+from longrm.records import load_preference_records
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _cfg(tmp: Path, **over) -> SynthesizeConfig:
+    tree = yaml.safe_load((ROOT / "configs" / "synthesize_quickstart.yaml").read_text())
+    tree["source"]["synthetic"]["num_examples"] = 24
+    tree["expand"]["tokenizer"] = "tiny:qwen2"
+    tree["expand"]["distractors"]["pool_size"] = 60
+    tree["heldout"]["num_examples"] = 12
+    tree["run"]["part_size"] = 8
+    tree["output"] = {"dir": str(tmp / "syn"), "path": str(tmp / "syn" / "data.jsonl"),
+                      "rm_path": str(tmp / "syn" / "rm.jsonl")}
+    for dotted, value in over.items():
+        node = tree
+        *head, last = dotted.split(".")
+        for h in head:
+            node = node.setdefault(h, {})
+        node[last] = value
+    return SynthesizeConfig.model_validate(tree)
+
+
+def _facts(task) -> set[str]:
+    """The inserted facts of a task: every sentence of its critical context."""
+    return {re.sub(r"^Passage \d+: ", "", line) for line in task.context.splitlines()}
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_families_grade_responses_by_what_the_context_supports(family):
+    for t in generate_tasks(12, seed=3, families=(family,)):
+        assert t.meta["family"] == family
+        assert all(sent in t.context for sent in re.split(r"(?<=\.) ", t.meta["evidence"]))
+        for kind, claim, resp, grade in zip(t.kinds, t.meta["claims"], t.responses, t.grades):
+            if kind == "offtopic":
+                assert grade <= 1 and t.reference not in resp
+                continue
+            assert claim in resp  # the claim the oracle quotes is what the response says
+            assert (claim == t.reference) == (kind == "correct") or (family == "multihop" and kind == "partial")
+            if kind == "correct":
+                assert grade >= 9
+            elif kind == "hallucinated" and family != "multihop":
+                assert claim not in t.context  # an invented value appears nowhere in the evidence
+
+
+def test_heldout_rows_are_benchmark_shaped_and_disjoint_from_training(tmp_path):
+    cfg = _cfg(tmp_path)
+    out = run_synthesis(cfg)
+    rows = [json.loads(x) for x in Path(out["heldout"]).read_text().splitlines()]
+    assert len(rows) == 12 and {r["tasktype"] for r in rows} <= {"PairWise", "BestOfN"}
+    samples = load_samples(out["heldout"])
+    assert len(samples) == 12
+    train = load_preference_records(cfg.output.path)
+    train_text = "\n".join(r.prompt[-1]["content"] for r in train)
+    held = heldout_examples(cfg)
+    train_facts = set().union(*(_facts(t) for t in generate_tasks(
+        24, seed=0, families=tuple(cfg.source.synthetic.families), near_miss_facts=0)))
+    for t, r in zip(held, rows):
+        user = r["prompt_template"][0]["content"]
+        assert user.endswith(t.question) and t.meta["evidence"] in user  # the fact is in the long context...
+        assert not re.search(r"<[A-Z]{2,4}>", user)                      # ...untagged, like a benchmark prompt
+        assert r["ctx_length_for_length"] == "4k" and 3000 < r["prompt_tokens"] <= 4096
+        assert t.meta["evidence"] not in train_text and not _facts(t) & train_facts  # no inserted fact seen
+        if r["tasktype"] == "PairWise":
+            assert r["chosen"] == t.responses[t.kinds.index("correct")]
+            assert r["rejected"] == t.responses[t.kinds.index(r["rejected_kind"])]
+        else:
+            assert r["candidates"][0] == t.responses[t.kinds.index("correct")] and len(r["candidates"]) in (3, 4)
+    # no training prompt carries a held-out id, question or inserted fact
+    assert not any(r.id.startswith("heldout") for r in train)
+
+
+def test_heldout_family_never_appears_in_training(tmp_path):
+    cfg = _cfg(tmp_path, **{"source.synthetic.families": ["multihop", "lookup"],
+                            "heldout.families": ["timeline"]})
+    out = run_synthesis(cfg)
+    train = load_preference_records(cfg.output.path)
+    assert {r.metadata["source_id"].split("-")[1] for r in train} <= {"0", "lookup"}  # multihop ids: syn-0-…
+    assert not any("timeline" in r.id or "Town records" in r.prompt[-1]["content"] for r in train)
+    rows = [json.loads(x) for x in Path(out["heldout"]).read_text().splitlines()]
+    assert {r["subtask"] for r in rows} == {"timeline"}
+
+
+def test_heldout_seed_must_differ():
+    with pytest.raises(ValueError, match="heldout.seed must differ"):
+        _cfg(Path("/tmp"), **{"heldout.seed": 0})
+
+
+def test_rm_view_prefers_the_best_voted_response(tmp_path):
+    cfg = _cfg(tmp_path)
+    run_synthesis(cfg)
+    judge_rows = load_preference_records(cfg.output.path)
+    voted = {(r.metadata["source_id"], r.responses[0]): r.metadata["chosen_score"] for r in judge_rows}
+    rm = load_preference_records(cfg.output.rm_path)
+    assert rm
+    for r in rm:
+        sid = r.metadata["source_id"]
+        best = voted[(sid, r.chosen)]
+        assert all(voted[(sid, x)] < best for x in r.rejected)
+        assert r.metadata["scores"] == sorted(r.metadata["scores"], reverse=True)
+        user = r.prompt[0]["content"]
+        assert len(r.prompt) == 1 and user.endswith(r.question) and not re.search(r"<[A-Z]{2,4}>", user)
+
+
+def test_oracle_judgements_quote_evidence_then_score(tmp_path):
+    cfg = _cfg(tmp_path)
+    run_synthesis(cfg)
+    for r in load_preference_records(cfg.output.path):
+        m = re.match(r"\[Analysis\]\nThe context says: (.*) The response says: (.*)\. So it ", r.chosen, re.S)
+        if not m:  # the oracle's simulated parse failures never win a vote
+            raise AssertionError(r.chosen)
+        assert m.group(1) in r.prompt[-1]["content"]
+        assert parse_pointwise(r.chosen).value == r.metadata["chosen_score"]
+
+
+def test_short_fraction_keeps_some_examples_unexpanded(tmp_path):
+    cfg = _cfg(tmp_path, **{"expand.short_fraction": 0.5, "source.synthetic.num_examples": 40})
+    run_synthesis(cfg)
+    toks = [r.metadata["prompt_tokens"] for r in load_preference_records(cfg.output.path)]
+    short, long = [t for t in toks if t < 1000], [t for t in toks if t > 3000]
+    assert short and long and len(short) + len(long) == len(toks)
