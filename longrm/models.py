@@ -39,6 +39,9 @@ SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 _TINY_PRESETS = {
     "qwen2": dict(arch="qwen2"),
     "llama": dict(arch="llama"),
+    # the quickstart's judge base: a tokenizer that also learned the synthetic task text (whole words, not
+    # letters, so a 4K-token prompt holds a 4K-word document and a judgement is ~50 tokens), one more layer
+    "judge": dict(arch="qwen2", corpus="judge", vocab_size=8192, num_layers=3, num_heads=4, num_kv_heads=4),
 }
 
 
@@ -61,8 +64,21 @@ def _publish(tmp: Path, final: Path) -> Path:
     return final
 
 
-def _corpus(n_lines: int = 6000, seed: int = 0) -> list[str]:
-    """A generated English-like corpus for the tiny tokenizer: judge prompt text, numbers, score tags, words."""
+def _judge_corpus(seed: int) -> list[str]:
+    """Text of the built-in synthetic judging tasks (distractor documents, questions, responses, judgements)."""
+    from data_synthesis.judges.oracle import _VERDICT
+    from data_synthesis.synthetic import FAMILIES, distractor_documents, generate_tasks
+
+    lines = distractor_documents(200, seed=10_000 + seed)
+    for t in generate_tasks(300, seed=10_000 + seed, families=tuple(FAMILIES)):
+        lines += [t.question, t.context, *t.responses, t.meta.get("evidence", "")]
+    lines += [f"The context says: The response says: So it {v}." for v in _VERDICT.values()]
+    return lines
+
+
+def _corpus(n_lines: int = 6000, seed: int = 0, corpus: str = "base") -> list[str]:
+    """A generated English-like corpus for the tiny tokenizer: judge prompt text, numbers, score tags, words
+    (``corpus="judge"``: plus the built-in synthetic task text)."""
     from .judging import prompts
 
     rng = random.Random(seed)
@@ -76,6 +92,8 @@ def _corpus(n_lines: int = 6000, seed: int = 0) -> list[str]:
              "[Analysis]", "[Ranking]", "[[A]]", "[[B]]", "[[A>B>C]]", "<context>", "</context>", "<prompt>",
              "</prompt>", "<response>", "</response>"]
     lines += [f"[Score: {i}]" for i in range(11)]
+    if corpus == "judge":
+        lines += _judge_corpus(seed)
     for _ in range(n_lines):
         toks = []
         for _ in range(rng.randint(5, 25)):
@@ -85,7 +103,7 @@ def _corpus(n_lines: int = 6000, seed: int = 0) -> list[str]:
     return lines
 
 
-def build_tiny_tokenizer(out_dir: str | os.PathLike, vocab_size: int = 4096, seed: int = 0):
+def build_tiny_tokenizer(out_dir: str | os.PathLike, vocab_size: int = 4096, seed: int = 0, corpus: str = "base"):
     """Train a byte-level BPE tokenizer on a generated corpus and save it as an HF tokenizer folder."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
@@ -95,7 +113,7 @@ def build_tiny_tokenizer(out_dir: str | os.PathLike, vocab_size: int = 4096, see
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tok.train_from_iterator(_corpus(seed=seed), trainer=trainer)
+    tok.train_from_iterator(_corpus(seed=seed, corpus=corpus), trainer=trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=None, eos_token="<|im_end|>",
                                    pad_token="<|endoftext|>", unk_token=None)
     fast.chat_template = CHATML_TEMPLATE
@@ -106,7 +124,7 @@ def build_tiny_tokenizer(out_dir: str | os.PathLike, vocab_size: int = 4096, see
 
 def build_tiny(out_dir: str | os.PathLike, arch: str = "qwen2", vocab_size: int = 4096, hidden_size: int = 64,
                num_layers: int = 2, num_heads: int = 4, num_kv_heads: int = 2, intermediate_size: int | None = None,
-               max_position_embeddings: int = 131072, seed: int = 0, num_labels: int = 1) -> Path:
+               max_position_embeddings: int = 131072, seed: int = 0, num_labels: int = 1, corpus: str = "base") -> Path:
     """Build a tiny random-init Llama- or Qwen2-shaped causal LM plus tokenizer and save both to ``out_dir``.
 
     Load it back with ``AutoModelForCausalLM.from_pretrained(out_dir)`` (or ``AutoModelForSequenceClassification``
@@ -116,7 +134,7 @@ def build_tiny(out_dir: str | os.PathLike, arch: str = "qwen2", vocab_size: int 
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tok = build_tiny_tokenizer(out, vocab_size=vocab_size, seed=seed)
+    tok = build_tiny_tokenizer(out, vocab_size=vocab_size, seed=seed, corpus=corpus)
     n_vocab = ((len(tok) + 63) // 64) * 64
     common = dict(vocab_size=n_vocab, hidden_size=hidden_size, intermediate_size=intermediate_size or 4 * hidden_size,
                   num_hidden_layers=num_layers, num_attention_heads=num_heads, num_key_value_heads=num_kv_heads,
@@ -135,15 +153,16 @@ def build_tiny(out_dir: str | os.PathLike, arch: str = "qwen2", vocab_size: int 
     return out
 
 
-def _tiny_cached(arch: str) -> Path:
-    params = dict(arch=arch, v=3)
+def _tiny_cached(preset: str) -> Path:
+    kw = dict(_TINY_PRESETS[preset])
+    params = dict(arch=kw["arch"], v=3) if len(kw) == 1 else dict(kw, v=4)
     key = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
-    final = cache_dir() / f"tiny-{arch}-{key}"
+    final = cache_dir() / f"tiny-{preset}-{key}"
     if (final / "config.json").exists():
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    build_tiny(tmp, arch=arch)
+    build_tiny(tmp, **kw)
     return _publish(tmp, final)
 
 

@@ -30,10 +30,19 @@ class Step(Section):
     name: str | None = Field(None, description="step name in the state file (default: the stage name)")
 
 
+class QualityEntry(Section):
+    name: str = Field(..., description="the judge, e.g. 'generative judge'")
+    stages: dict[str, str] = Field(..., description="stage label -> eval run folder or metrics JSON ({out} allowed), "
+                                   "in order, e.g. {before: ..., sft: ..., logo: ...}")
+
+
 class PipelineConfig(Section):
     output_dir: str = "outputs/pipeline"
     steps: list[Step] = Field(default_factory=list)
     summary: list[str] = Field(default_factory=list, description="JSON files (with {out}) printed at the end")
+    quality: list[QualityEntry] = Field(default_factory=list, description="eval runs compared before/after: "
+                                        "written to {out}/quality.md and quality.json, printed, and summed up in "
+                                        "the final JSON line")
 
 
 class Config(Section):
@@ -48,7 +57,27 @@ def _command(step: Step, out: str) -> list[str]:
     return [sys.executable, "-m", "longrm"] + tail
 
 
+def _quality(p: PipelineConfig, out: Path, state: dict, t_start: float) -> None:
+    """Before/after table and the closing JSON line (one line, machine-readable, last on stdout)."""
+    from longrm.eval.quality import quality_summary, quality_table
+
+    line: dict = {"output_dir": str(out), "wall_seconds": round(time.time() - t_start, 1),
+                  "steps_seconds": round(sum(v.get("seconds", 0) for v in state.values()), 1)}
+    if p.quality:
+        entries = [{"name": q.name, "stages": {k: v.replace("{out}", str(out)) for k, v in q.stages.items()}}
+                   for q in p.quality]
+        summary = quality_summary(entries)
+        table = quality_table(summary)
+        atomic_write_text(out / "quality.md", table)
+        atomic_write_text(out / "quality.json", json.dumps(summary, indent=2) + "\n")
+        print(table, flush=True)
+        line.update(quality=summary, paths={"quality_table": str(out / "quality.md"),
+                                            **{f"{e['name']}/{k}": v for e in entries for k, v in e["stages"].items()}})
+    print(json.dumps(line), flush=True)
+
+
 def run(cfg: Config) -> int:
+    t_start = time.time()
     p = cfg.pipeline
     out = Path(p.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -76,4 +105,5 @@ def run(cfg: Config) -> int:
         if path.exists():
             print(f"[pipeline] {path}:\n{path.read_text()}", flush=True)
     print(f"[pipeline] all {len(p.steps)} steps done: {out}", flush=True)
+    _quality(p, out, state, t_start)
     return 0

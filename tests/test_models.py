@@ -46,3 +46,18 @@ def test_smollm2_from_pypi_package_generates(tiny_model_dir):
                                   add_generation_prompt=True, return_tensors="pt", return_dict=True)
     out = model.generate(**ids, max_new_tokens=12, do_sample=False)
     assert "Paris" in tok.decode(out[0][ids["input_ids"].shape[1]:])
+
+
+def test_tiny_judge_preset_reads_task_text_as_words(tiny_model_dir):
+    """``tiny:judge``: the tokenizer learned the synthetic task text (whole words, so a 4K-token prompt is a 4K-word
+    document), a 3-layer Qwen2 body, loaded through from_pretrained like any folder."""
+    from longrm.models import resolve_model_path
+
+    path = resolve_model_path("tiny:judge")
+    assert path == resolve_model_path("tiny:judge")  # cached, built once
+    tok = load_tokenizer(ModelConfig(name_or_path="tiny:judge"))
+    ids = tok.encode(" The access code of the stable is 184.", add_special_tokens=False)
+    assert len(ids) <= 12  # words are single tokens (the base tiny tokenizer spells most of them letter by letter)
+    m = load_causal_lm(ModelConfig(name_or_path="tiny:judge", dtype="float32"))
+    assert m.config.num_hidden_layers == 3 and m.config.vocab_size >= len(tok)
+    assert resolve_model_path("tiny:qwen2") != path
