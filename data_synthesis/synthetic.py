@@ -202,6 +202,55 @@ _OBJECTS = ["vault", "archive", "greenhouse", "workshop", "observatory", "boatho
             "bakery", "laboratory"]
 
 
+def _distinct(n: int, draw) -> list:
+    """``n`` distinct values from ``draw()``."""
+    out: list = []
+    while len(out) < n:
+        v = draw()
+        if v not in out:
+            out.append(v)
+    return out
+
+
+def _value_task(rng: random.Random, *, family: str, tid: str, sentences: list[str], values: list, question: str,
+                partial, draw, render, offtopic: list[str], responses_per_task: int, kinds: tuple[str, ...],
+                styles: tuple[str, ...]) -> SyntheticTask:
+    """A task whose answer is one value stated in the context: ``sentences[j]`` states ``values[j]``, the first
+    is the asked one (the gold evidence) and the rest are near misses.  Responses by kind: ``correct`` states
+    ``values[0]``, ``partial`` states ``partial()`` (another value of the context or a near copy), ``hallucinated``
+    an invented value (``draw()``, never one of the context), ``offtopic`` one of ``offtopic``; ``render(style,
+    value)`` words a response."""
+    evidence = sentences[0]
+    rng.shuffle(sentences)
+    context = "\n".join(f"Passage {j + 1}: {t}" for j, t in enumerate(sentences))
+    chosen_kinds = [kinds[j % len(kinds)] for j in range(responses_per_task)]
+    rng.shuffle(chosen_kinds)
+    responses, grades, used_styles, claims = [], [], [], []
+    for kind in chosen_kinds:
+        style = rng.choice(styles)
+        if kind == "correct":
+            said = values[0]
+        elif kind == "partial":
+            said = partial()
+        else:
+            said = draw()
+            while said in values:
+                said = draw()
+        claims.append(NO_CLAIM if kind == "offtopic" else str(said))
+        responses.append(rng.choice(offtopic) if kind == "offtopic" else render(style, said))
+        grades.append(rng.randint(*_GRADES[kind]))
+        used_styles.append(style)
+    return SyntheticTask(id=tid, question=question, context=context, reference=str(values[0]), responses=responses,
+                         grades=grades, kinds=chosen_kinds, styles=used_styles, hop=1,
+                         meta={"family": family, "evidence": evidence, "claims": claims})
+
+
+# --- the "lookup" family: one keyed value per object ---------------------------------------------------------
+_OBJECTS = ["vault", "archive", "greenhouse", "workshop", "observatory", "boathouse", "library", "granary",
+            "armory", "chapel", "kitchen", "cellar", "tower", "stable", "mill", "forge", "gallery", "harbor office",
+            "bakery", "laboratory"]
+
+
 def _lookup_task(i: int, *, seed: int = 0, responses_per_task: int = 4, near_miss_facts: int = 2,
                  kinds: tuple[str, ...] = RESPONSE_KINDS, styles: tuple[str, ...] = STYLES,
                  id_prefix: str = "syn") -> SyntheticTask:
@@ -210,52 +259,35 @@ def _lookup_task(i: int, *, seed: int = 0, responses_per_task: int = 4, near_mis
     code with two digits swapped when there is none), ``hallucinated`` ones an invented code."""
     rng = random.Random(f"synthetic-lookup:{seed}:{i}")
     objs = rng.sample(_OBJECTS, 1 + near_miss_facts)
-    codes: list[str] = []
-    while len(codes) < len(objs):
-        c = str(rng.randint(100, 999))
-        if c not in codes:
-            codes.append(c)
+    codes = _distinct(len(objs), lambda: str(rng.randint(100, 999)))
     obj, code = objs[0], codes[0]
     site = _Names(rng)()
     sentences = [rng.choice([f"The access code of the {o} is {c}.", f"At {site}, the {o} opens with the code {c}."])
                  for o, c in zip(objs, codes)]
-    evidence = sentences[0]
-    rng.shuffle(sentences)
-    context = "\n".join(f"Passage {j + 1}: {t}" for j, t in enumerate(sentences))
-    question = f"What is the access code of the {obj}?"
-    chosen_kinds = [kinds[j % len(kinds)] for j in range(responses_per_task)]
-    rng.shuffle(chosen_kinds)
-    responses, grades, used_styles, claims = [], [], [], []
-    for kind in chosen_kinds:
-        style = rng.choice(styles)
-        if kind == "correct":
-            said = code
-        elif kind == "partial":
-            said = rng.choice(codes[1:]) if len(codes) > 1 else code[1] + code[0] + code[2]
-            if said == code:
-                said = code[0] + code[2] + code[1] if code[1] != code[2] else str(int(code) + 1)
-        else:
-            said = str(rng.randint(100, 999))
-            while said in codes:
-                said = str(rng.randint(100, 999))
-        claims.append(NO_CLAIM if kind == "offtopic" else said)
-        if kind == "offtopic":
-            text = rng.choice([f"Access codes are an interesting topic in {rng.choice(_FIELDS)}.",
-                               "I cannot help with codes, but the building has a long history."])
-        elif style == "terse":
-            text = f"{said}."
-        elif style == "hedged":
-            text = f"I think it might be {said}, but I am not sure."
-        elif style == "steps":
-            text = f"1. The question asks about the {obj}.\n2. Its code is given in the document.\nAnswer: {said}"
-        else:
-            text = f"According to the document, the access code of the {obj} is {said}."
-        responses.append(text)
-        grades.append(rng.randint(*_GRADES[kind]))
-        used_styles.append(style)
-    return SyntheticTask(id=f"{id_prefix}-lookup-{seed}-{i:06d}", question=question, context=context, reference=code,
-                         responses=responses, grades=grades, kinds=chosen_kinds, styles=used_styles, hop=1,
-                         meta={"family": "lookup", "evidence": evidence, "claims": claims})
+
+    def partial() -> str:
+        if len(codes) > 1:
+            return rng.choice(codes[1:])
+        swapped = code[1] + code[0] + code[2]
+        if swapped == code:
+            swapped = code[0] + code[2] + code[1] if code[1] != code[2] else str(int(code) + 1)
+        return swapped
+
+    def render(style: str, said: str) -> str:
+        if style == "terse":
+            return f"{said}."
+        if style == "hedged":
+            return f"I think it might be {said}, but I am not sure."
+        if style == "steps":
+            return f"1. The question asks about the {obj}.\n2. Its code is given in the document.\nAnswer: {said}"
+        return f"According to the document, the access code of the {obj} is {said}."
+
+    offtopic = [f"Access codes are an interesting topic in {rng.choice(_FIELDS)}.",
+                "I cannot help with codes, but the building has a long history."]
+    return _value_task(rng, family="lookup", tid=f"{id_prefix}-lookup-{seed}-{i:06d}", sentences=sentences,
+                       values=codes, question=f"What is the access code of the {obj}?", partial=partial,
+                       draw=lambda: str(rng.randint(100, 999)), render=render, offtopic=offtopic,
+                       responses_per_task=responses_per_task, kinds=kinds, styles=styles)
 
 
 # --- the "timeline" family: when did an event happen ---------------------------------------------------------
@@ -269,52 +301,30 @@ def _timeline_task(i: int, *, seed: int = 0, responses_per_task: int = 4, near_m
                    kinds: tuple[str, ...] = RESPONSE_KINDS, styles: tuple[str, ...] = STYLES,
                    id_prefix: str = "syn") -> SyntheticTask:
     """When did an event happen in a fictional town: the context dates it (and ``near_miss_facts`` other events
-    of the same town); ``partial`` answers give another event's year, ``hallucinated`` an invented one."""
+    of the same town); ``partial`` answers give another event's year (or one ten years off), ``hallucinated``
+    an invented one."""
     rng = random.Random(f"synthetic-timeline:{seed}:{i}")
     town = _Names(rng)()
     events = rng.sample(_EVENTS, 1 + near_miss_facts)
-    years: list[int] = []
-    while len(years) < len(events):
-        y = rng.randint(1400, 1950)
-        if y not in years:
-            years.append(y)
+    years = _distinct(len(events), lambda: rng.randint(1400, 1950))
+    event, year = events[0], years[0]
     sentences = [rng.choice([f"In {town}, {e} in {y}.", f"Town records of {town} show that {e} in the year {y}."])
                  for e, y in zip(events, years)]
-    evidence = sentences[0]
-    rng.shuffle(sentences)
-    context = "\n".join(f"Passage {j + 1}: {t}" for j, t in enumerate(sentences))
-    event, year = events[0], years[0]
-    question = f"In which year did it happen in {town} that {event}?"
-    chosen_kinds = [kinds[j % len(kinds)] for j in range(responses_per_task)]
-    rng.shuffle(chosen_kinds)
-    responses, grades, used_styles, claims = [], [], [], []
-    for kind in chosen_kinds:
-        style = rng.choice(styles)
-        if kind == "correct":
-            said = year
-        elif kind == "partial":
-            said = rng.choice(years[1:]) if len(years) > 1 else year + 10
-        else:
-            said = rng.randint(1400, 1950)
-            while said in years:
-                said = rng.randint(1400, 1950)
-        claims.append(NO_CLAIM if kind == "offtopic" else str(said))
-        if kind == "offtopic":
-            text = rng.choice([f"{town} is a lovely town with many old buildings.",
-                               f"History is full of surprises, especially in {rng.choice(_FIELDS)}."])
-        elif style == "terse":
-            text = f"{said}."
-        elif style == "hedged":
-            text = f"Probably around {said}, though I am not certain."
-        else:
-            text = f"According to the records, in {town} {event} in {said}."
-        responses.append(text)
-        grades.append(rng.randint(*_GRADES[kind]))
-        used_styles.append(style)
-    return SyntheticTask(id=f"{id_prefix}-timeline-{seed}-{i:06d}", question=question, context=context,
-                         reference=str(year), responses=responses, grades=grades, kinds=chosen_kinds,
-                         styles=used_styles, hop=1, meta={"family": "timeline", "evidence": evidence,
-                                                           "claims": claims})
+
+    def render(style: str, said: int) -> str:
+        if style == "terse":
+            return f"{said}."
+        if style == "hedged":
+            return f"Probably around {said}, though I am not certain."
+        return f"According to the records, in {town} {event} in {said}."
+
+    offtopic = [f"{town} is a lovely town with many old buildings.",
+                f"History is full of surprises, especially in {rng.choice(_FIELDS)}."]
+    return _value_task(rng, family="timeline", tid=f"{id_prefix}-timeline-{seed}-{i:06d}", sentences=sentences,
+                       values=years, question=f"In which year did it happen in {town} that {event}?",
+                       partial=lambda: rng.choice(years[1:]) if len(years) > 1 else year + 10,
+                       draw=lambda: rng.randint(1400, 1950), render=render, offtopic=offtopic,
+                       responses_per_task=responses_per_task, kinds=kinds, styles=styles)
 
 
 FAMILIES = {"multihop": None, "lookup": _lookup_task, "timeline": _timeline_task}

@@ -155,7 +155,7 @@ def build_tiny(out_dir: str | os.PathLike, arch: str = "qwen2", vocab_size: int 
 
 def _tiny_cached(preset: str) -> Path:
     kw = dict(_TINY_PRESETS[preset])
-    params = dict(arch=kw["arch"], v=3) if len(kw) == 1 else dict(kw, v=4)
+    params = dict(arch=kw["arch"], v=3) if len(kw) == 1 else dict(kw, v=5)
     key = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
     final = cache_dir() / f"tiny-{preset}-{key}"
     if (final / "config.json").exists():

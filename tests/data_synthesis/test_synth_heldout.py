@@ -4,7 +4,6 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
 
 from data_synthesis.config import SynthesizeConfig
 from data_synthesis.heldout import heldout_examples
@@ -14,25 +13,14 @@ from longrm.eval.samples import load_samples
 from longrm.judging.parsers import parse_pointwise
 from longrm.records import load_preference_records
 
-ROOT = Path(__file__).resolve().parents[2]
-
+from synth_helpers import synth_config
 
 def _cfg(tmp: Path, **over) -> SynthesizeConfig:
-    tree = yaml.safe_load((ROOT / "configs" / "synthesize_quickstart.yaml").read_text())
-    tree["source"]["synthetic"]["num_examples"] = 24
-    tree["expand"]["tokenizer"] = "tiny:qwen2"
-    tree["expand"]["distractors"]["pool_size"] = 60
-    tree["heldout"]["num_examples"] = 12
-    tree["run"]["part_size"] = 8
-    tree["output"] = {"dir": str(tmp / "syn"), "path": str(tmp / "syn" / "data.jsonl"),
-                      "rm_path": str(tmp / "syn" / "rm.jsonl")}
-    for dotted, value in over.items():
-        node = tree
-        *head, last = dotted.split(".")
-        for h in head:
-            node = node.setdefault(h, {})
-        node[last] = value
-    return SynthesizeConfig.model_validate(tree)
+    return synth_config("synthesize_quickstart.yaml", {
+        "source.synthetic.num_examples": 24, "expand.tokenizer": "tiny:qwen2", "expand.distractors.pool_size": 60,
+        "heldout.num_examples": 12, "run.part_size": 8,
+        "output": {"dir": str(tmp / "syn"), "path": str(tmp / "syn" / "data.jsonl"),
+                   "rm_path": str(tmp / "syn" / "rm.jsonl")}, **over})
 
 
 def _facts(task) -> set[str]:

@@ -10,30 +10,18 @@ import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import yaml
 
 import data_synthesis.pipeline as pipeline
 from data_synthesis.config import SynthesizeConfig
 from data_synthesis.pipeline import run_synthesis
 from longrm.records import PreferenceRecord, load_preference_records, write_records
 
-ROOT = Path(__file__).resolve().parents[2]
-
+from synth_helpers import synth_config
 
 def _cfg(work: Path, path: Path | None, **over) -> SynthesizeConfig:
-    tree = yaml.safe_load((ROOT / "configs" / "synthesize_tiny.yaml").read_text())
-    tree["source"]["synthetic"]["num_examples"] = 12
-    tree["expand"]["distractors"]["pool_size"] = 80
-    tree["run"]["part_size"] = 3
-    tree["tasks"] = {**tree.get("tasks", {}), "pairwise_fraction": 0.5}
-    tree["output"] = {"dir": str(work), "path": str(path) if path else None}
-    for dotted, value in over.items():
-        node = tree
-        *head, last = dotted.split(".")
-        for h in head:
-            node = node.setdefault(h, {})
-        node[last] = value
-    return SynthesizeConfig.model_validate(tree)
+    return synth_config("synthesize_tiny.yaml", {
+        "source.synthetic.num_examples": 12, "expand.distractors.pool_size": 80, "run.part_size": 3,
+        "tasks.pairwise_fraction": 0.5, "output": {"dir": str(work), "path": str(path) if path else None}, **over})
 
 
 def _old_merge(work: Path, path: Path) -> None:

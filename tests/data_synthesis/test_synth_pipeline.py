@@ -14,22 +14,15 @@ from data_synthesis.config import SynthesizeConfig
 from data_synthesis.pipeline import merge, run_synthesis
 from longrm.records import load_preference_records
 
+from synth_helpers import synth_config
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _cfg(tmp: Path, name: str, **over) -> SynthesizeConfig:
-    tree = yaml.safe_load((ROOT / "configs" / "synthesize_tiny.yaml").read_text())
-    tree["source"]["synthetic"]["num_examples"] = 12
-    tree["expand"]["distractors"]["pool_size"] = 80
-    tree["run"]["part_size"] = 3
-    tree["output"] = {"dir": str(tmp / name), "path": str(tmp / name / "data.jsonl")}
-    for dotted, value in over.items():
-        node = tree
-        *head, last = dotted.split(".")
-        for h in head:
-            node = node.setdefault(h, {})
-        node[last] = value
-    return SynthesizeConfig.model_validate(tree)
+    return synth_config("synthesize_tiny.yaml", {
+        "source.synthetic.num_examples": 12, "expand.distractors.pool_size": 80, "run.part_size": 3,
+        "output": {"dir": str(tmp / name), "path": str(tmp / name / "data.jsonl")}, **over})
 
 
 def _rows(path):
