@@ -448,7 +448,8 @@ def build_report(total: dict, num_votes: int) -> dict:
             "vote_failures": total["vote_failures"],
             "failure_rate_per_voter": {n: round(v["failures"] / max(1, v["votes"]), 4)
                                        for n, v in sorted(total["per_voter"].items())},
-            "pairwise_order_consistency": round(pv["consistent"] / max(1, pv["consistent"] + pv["order_inconsistent"]), 4),
+            "pairwise_order_consistency": round(pv["consistent"] / (pv["consistent"] + pv["order_inconsistent"]), 4)
+            if pv["consistent"] + pv["order_inconsistent"] else None,
         },
         "length_check": {"checked": total["length_check"]["checked"],
                          "mean_abs_err_tokens": round(total["length_check"]["abs_err_sum"]
@@ -457,8 +458,10 @@ def build_report(total: dict, num_votes: int) -> dict:
         "seconds": round(total["seconds"], 1),
     }
     if g["pointwise_n"] or g["pairwise_n"]:
-        report["gold"] = {"pointwise_mean_abs_error": round(g["pointwise_abs_err"] / max(1, g["pointwise_n"]), 3),
-                          "pairwise_accuracy": round(g["pairwise_correct"] / max(1, g["pairwise_n"]), 4),
+        report["gold"] = {"pointwise_mean_abs_error": round(g["pointwise_abs_err"] / g["pointwise_n"], 3)
+                          if g["pointwise_n"] else None,
+                          "pairwise_accuracy": round(g["pairwise_correct"] / g["pairwise_n"], 4)
+                          if g["pairwise_n"] else None,
                           "pointwise_n": g["pointwise_n"], "pairwise_n": g["pairwise_n"]}
     return report
 
@@ -468,7 +471,8 @@ def _report_md(report: dict, out_path: Path) -> str:
     lines = ["# Synthesis report", "", f"Dataset: `{out_path}`", "",
              f"- examples: {report['examples']}, tasks: {report['tasks']}, kept: {report['kept']}",
              f"- votes per task: {report['votes_per_task']}; mean majority fraction {a['mean_majority_fraction']}, "
-             f"unanimous {a['unanimous_fraction']}, pairwise order consistency {a['pairwise_order_consistency']}",
+             f"unanimous {a['unanimous_fraction']}, pairwise order consistency "
+             f"{'– (no pairwise tasks)' if a['pairwise_order_consistency'] is None else a['pairwise_order_consistency']}",
              "", "| bucket | kept |", "| --- | --- |"]
     lines += [f"| {b} | {n} |" for b, n in sorted(report["kept_by_bucket"].items())]
     lines += ["", "| dropped because | tasks |", "| --- | --- |"]
@@ -476,9 +480,10 @@ def _report_md(report: dict, out_path: Path) -> str:
     lines += ["", "| conf (cluster sizes) | tasks |", "| --- | --- |"]
     lines += [f"| [{c}] | {n} |" for c, n in a["conf_patterns"].items()]
     if "gold" in report:
+        gold = report["gold"]
+        fmt = lambda v: "– (no such tasks)" if v is None else v  # noqa: E731
         lines += ["", f"Against the synthetic gold grades: pointwise mean |score − grade| "
-                      f"{report['gold']['pointwise_mean_abs_error']}, pairwise accuracy "
-                      f"{report['gold']['pairwise_accuracy']}."]
+                      f"{fmt(gold['pointwise_mean_abs_error'])}, pairwise accuracy {fmt(gold['pairwise_accuracy'])}."]
     return "\n".join(lines) + "\n"
 
 
