@@ -121,9 +121,10 @@ def _expander(cfg, tokenizer, dcfg, source):
 
 
 def build_heldout(cfg, source) -> Path | None:
-    """Write the held-out Long-RewardBench rows (``heldout`` section) unless they exist; returns their path.
+    """Write the held-out Long-RewardBench rows (``heldout`` section); returns their path.
 
-    Their distractor documents come from another seed than the training prompts' (``distractors.seed + 1``)."""
+    Their distractor documents come from another seed than the training prompts' (``distractors.seed + 1``).
+    They are rebuilt on every run (seconds), so a changed ``heldout`` section never leaves stale rows behind."""
     from longrm.config import ModelConfig
     from longrm.models import load_tokenizer
 
@@ -132,9 +133,6 @@ def build_heldout(cfg, source) -> Path | None:
     h = cfg.heldout
     if not h.num_examples:
         return None
-    path = Path(h.path) if h.path else Path(cfg.output.dir) / "heldout.jsonl"
-    if path.exists():
-        return path
     tok = load_tokenizer(ModelConfig(name_or_path=_tokenizer_name(cfg)))
     dcfg = cfg.expand.distractors.model_copy(update={"seed": cfg.expand.distractors.seed + 1})
     out = write_heldout(cfg, tok, _expander(cfg, tok, dcfg, source))
@@ -167,7 +165,6 @@ class _Resources:
         from longrm.config import ModelConfig
         from longrm.models import load_tokenizer
 
-        from .expand import DistractorPool, Expander
         from .judges import build_judge
 
         t0 = time.time()
