@@ -12,10 +12,11 @@ import base64
 import json
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
+from http_fakes import JSONHandler
 
 
 @dataclass
@@ -44,10 +45,7 @@ class FakeHub:
     def __enter__(self) -> "FakeHub":
         hub = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):  # quiet
-                pass
-
+        class Handler(JSONHandler):
             def _body(self) -> bytes:
                 if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
                     out = b""
@@ -67,12 +65,7 @@ class FakeHub:
                               {k.lower(): v for k, v in self.headers.items()}, self._body())
                 hub.requests.append(req)
                 code, payload = hub.answer(req)
-                data = json.dumps(payload).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.send_json(code, payload)
 
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _handle
 

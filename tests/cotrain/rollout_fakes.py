@@ -10,11 +10,12 @@ request body with its path; ``fail_after`` answers HTTP 503 from that request on
 """
 from __future__ import annotations
 
-import json
 import re
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
+
+from http_fakes import JSONHandler
 
 QUESTION = re.compile(r"What is (\d+) ([-+*]) (\d+)\?")
 
@@ -48,7 +49,7 @@ class FakeRolloutServer:
         self.lock = threading.Lock()
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JSONHandler):
             def do_GET(self):  # noqa: N802
                 if self.path.rstrip("/").endswith("/v1/models"):
                     self._send(200, {"object": "list", "data": [{"id": "fake-policy", "object": "model"}]})
@@ -56,7 +57,7 @@ class FakeRolloutServer:
                     self._send(404, {"error": "not found"})
 
             def do_POST(self):  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                body = self.read_json()
                 with fake.lock:
                     fake.calls.append((self.path, body))
                     k = len(fake.calls)
@@ -78,15 +79,7 @@ class FakeRolloutServer:
                 self._send(404, {"error": "not found"})
 
             def _send(self, code, obj):
-                payload = json.dumps(obj).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *a):
-                pass
+                self.send_json(code, obj)
 
         self.srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.srv.serve_forever, daemon=True)

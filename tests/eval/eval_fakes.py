@@ -3,10 +3,11 @@
 It reads the candidates out of the prompt and prefers the longer answer (in the generated sample set the
 best answer is the longest), answering in the benchmark's formats; ``/fail`` paths return HTTP 400.
 """
-import json
 import re
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
+
+from http_fakes import JSONHandler
 
 ANSWER_RE = re.compile(r"\[The Start of Assistant ([A-Z])'s Answer\]\n(.*?)\n\[The End of Assistant", re.S)
 
@@ -23,25 +24,15 @@ def longest_first_verdict(messages):
     return "[Analysis]\nby length\n[Ranking]\n[[" + ">".join(lab for lab, _ in ranked) + "]]"
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JSONHandler):
     calls: list = []
 
     def do_POST(self):  # noqa: N802
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        body = self.read_json()
         type(self).calls.append(body)
         if "/fail" in self.path:
-            payload, code = b'{"error": "prompt too long"}', 400
-        else:
-            text = longest_first_verdict(body["messages"])
-            payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": text}}]}).encode()
-            code = 200
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *a):
-        pass
+            return self.send_json(400, {"error": "prompt too long"})
+        text = longest_first_verdict(body["messages"])
+        self.send_json(200, {"choices": [{"message": {"role": "assistant", "content": text}}]})
 
 

@@ -5,7 +5,7 @@ numbers measure the loop and the metric, not an LLM proposer) — and both backe
 import json
 import random
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
 
@@ -13,6 +13,7 @@ from longrm.config import ModelConfig
 from longrm.scorers.rubric import RubricScorer
 from longrm.scorers.rubric_refine import (PROPOSER_SYSTEM, RubricRefiner, make_sampler, parse_rubric, proposer_messages,
                                           select_pair, separation)
+from http_fakes import JSONHandler
 from rubric_world import INITIAL, PROMPT, Scripted, keyword_judge_answer, quality, scripted_proposer_answer, world
 
 
@@ -126,23 +127,15 @@ def test_refined_rubric_separates_heldout_top_pairs_better():
     assert top[1] > rnd[1] + 0.05 and top[3] < rnd[3]  # refining on the tail separates the tail better
 
 
-class _FakeServer(BaseHTTPRequestHandler):
+class _FakeServer(JSONHandler):
     calls: list = []
 
     def do_POST(self):  # noqa: N802
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        body = self.read_json()
         type(self).calls.append(body)
         msgs = body["messages"]
         text = (scripted_proposer_answer if msgs[0]["content"] == PROPOSER_SYSTEM else keyword_judge_answer)(msgs[1]["content"])
-        payload = json.dumps({"choices": [{"index": 0, "message": {"role": "assistant", "content": text}}]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *a):
-        pass
+        self.send_json(200, {"choices": [{"index": 0, "message": {"role": "assistant", "content": text}}]})
 
 
 def test_server_backend_through_the_command_line(tmp_path, capsys):
