@@ -5,36 +5,24 @@ DP=2 run and on a one-process run of the same global batches (canned rollouts, :
 weights after the updates, the RM scores of every step, the policy loss, the emitted tasks and where they land.
 """
 import json
-import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from stage_helpers import run_worker
 from dp_hooks_worker import G, P_PER_RANK, STEPS, run
 from longrm.scorers.spark import TASK_MARK
 
 pytestmark = [pytest.mark.slow, pytest.mark.distributed]
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def dp_runs(warm_policy, tmp_path_factory):
     """All scenarios in one ``torchrun --nproc_per_node 2`` (the import cost is paid once)."""
     out = tmp_path_factory.mktemp("dp-hooks")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1",
-               PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr",
-                        "127.0.0.1", "--master_port", str(port), str(Path(__file__).with_name("dp_hooks_worker.py")),
-                        str(warm_policy), str(out), "cooper", "hero", "spark", "spark_mix"],
-                       cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-5000:]
+    run_worker(Path(__file__).with_name("dp_hooks_worker.py"),
+               [warm_policy, out, "cooper", "hero", "spark", "spark_mix"], timeout=600)
     return out
 
 

@@ -3,18 +3,13 @@ loop: ``DataParallel.sum_grads`` (buckets, a gradient on one rank only), the Coo
 each rank's groups = the one-process step on the whole batch (also when one rank has no pair), SPARK's tasks from a
 DP batch = one process's, and local group ids refused by ``UpdateBatch.gathered``."""
 import json
-import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from stage_helpers import run_worker
 from longrm.scorers.base import DataParallel, UpdateBatch
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def test_single_process_context_is_the_identity():
@@ -33,15 +28,7 @@ def test_single_process_context_is_the_identity():
 @pytest.fixture(scope="module")
 def dp_results(tiny_model_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("dp-scorers") / "res.json"
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1",
-               PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr",
-                        "127.0.0.1", "--master_port", str(port), str(Path(__file__).with_name("dp_scorer_worker.py")),
-                        str(tiny_model_dir), str(out)], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-5000:]
+    run_worker(Path(__file__).with_name("dp_scorer_worker.py"), [tiny_model_dir, out], timeout=300)
     return [json.loads(Path(f"{out}.rank{r}").read_text()) for r in (0, 1)]
 
 

@@ -42,6 +42,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def run_worker(script: str | Path, args: list[str], nproc: int = 2, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run a test worker script under ``torchrun --nproc_per_node nproc`` (gloo, localhost); fail with its output."""
+    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_addr",
+                        "127.0.0.1", "--master_port", str(_free_port()), str(script), *map(str, args)],
+                       cwd=REPO, env=env(), capture_output=True, text=True, timeout=timeout)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-5000:]
+    return p
+
+
 def run(stage: str, args: list[str], nproc: int = 1, timeout: float = 300) -> subprocess.CompletedProcess:
     p = subprocess.run(cmd(stage, args, nproc), cwd=REPO, env=env(), capture_output=True, text=True, timeout=timeout)
     if p.returncode != 0:
