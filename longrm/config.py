@@ -64,6 +64,10 @@ class ModelConfig(Section):
 
 class ParallelConfig(Section):
     sp_size: int = Field(1, ge=1, description="sequence-parallel group size (ranks that split one row)")
+    sp_layout: Literal["zigzag", "contiguous"] = Field(
+        "zigzag", description="how a row is cut over the SP ranks: zigzag (rank r owns chunks r and 2W-1-r of 2W; "
+        "causal attention work even over ranks) or contiguous (one slice per rank; the last rank does most)"
+    )
     head_stride: int = Field(0, ge=0, description="K/V heads gathered per chunk under SP (0: all at once)")
     kernel: Literal["auto", "flash", "torch"] = Field(
         "auto", description="attention kernel: flash (CUDA flash-attn), torch (SDPA/CPU flash), auto"

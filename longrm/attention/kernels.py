@@ -10,15 +10,19 @@ Backends
            calls the kernel's backward op per piece with the *merged* (out, lse) (the lse output carries no
            autograd, so plain autograd through a merge would be wrong). Off CPU (or with ``plan.math``) the
            same pieces run an explicit math kernel, O(Lq x Lk) memory per piece.
-``flash``  CUDA. Plain packing under SP: ring-flash-attn's ``llama3_flash_attn_varlen_func``. Anything with
-           a shared context (or no SP): our own K/V all-gather (autograd, head-stride chunked) and one
+``flash``  CUDA. Under SP with plain packing: zigzag layout and one causal sequence (padding after it) ->
+           ring-flash-attn's ``zigzag_ring_flash_attn_func`` (its local layout is exactly ours); contiguous
+           layout -> ``llama3_flash_attn_varlen_func``. Anything else (shared context, several packed
+           sequences under zigzag, no SP): our own K/V all-gather (autograd, head-stride chunked) and one
            ``flash_attn_varlen_func`` call whose key segments are ``[context | own run]``, causal aligned
-           bottom-right, so no merge is needed.
+           bottom-right, so no merge is needed; gathered keys are picked by global row through
+           ``par.gather_order``.
 ``auto``   ``flash`` when CUDA and flash-attn are available, else ``torch``.
 
-Sequence parallelism (torch backend): the forward all-gathers K/V of ``head_stride`` KV heads at a time, the
-backward gathers them again and reduce-scatters dK/dV (sum over the SP group) — only local-length tensors are
-saved for backward, so gathered K/V memory is bounded by one head chunk.
+Sequence parallelism (torch backend): the forward all-gathers K/V of ``head_stride`` KV heads at a time (put
+back into global row order under the zigzag layout), the backward gathers them again and reduce-scatters
+dK/dV (sum over the SP group, each rank keeping its own rows: one range, or chunks ``r`` and ``2W-1-r``) —
+only local-length tensors are saved for backward, so gathered K/V memory is bounded by one head chunk.
 """
 
 from __future__ import annotations
@@ -126,8 +130,8 @@ class _TorchLayoutAttention(torch.autograd.Function):
         out = torch.empty(b, lq, hq, d, dtype=torch.float32, device=q.device).transpose(1, 2)
         lse = torch.empty(b, hq, lq, dtype=torch.float32, device=q.device)
         for h0, h1 in _head_chunks(hkv, plan.head_stride if par.sp_size > 1 else 0):  # no gather: all heads at once
-            kh = gather_seq(k[:, h0:h1], par.sp_group, par.sp_size)
-            vh = gather_seq(v[:, h0:h1], par.sp_group, par.sp_size)
+            kh = gather_seq(k[:, h0:h1], par.sp_group, par.sp_size, par.zigzag)  # global row order
+            vh = gather_seq(v[:, h0:h1], par.sp_group, par.sp_size, par.zigzag)
             qs = slice(h0 * g, h1 * g)
             for p in plan.pieces:
                 o_p, l_p = block_attention(
@@ -161,8 +165,8 @@ class _TorchLayoutAttention(torch.autograd.Function):
         sp = par.sp_size > 1
         direct = not sp and k.dtype == torch.float32  # accumulate straight into dk / dv (no buffer, no copy)
         for h0, h1 in _head_chunks(hkv, plan.head_stride if sp else 0):
-            kh = gather_seq(k[:, h0:h1], par.sp_group, par.sp_size)
-            vh = gather_seq(v[:, h0:h1], par.sp_group, par.sp_size)
+            kh = gather_seq(k[:, h0:h1], par.sp_group, par.sp_size, par.zigzag)
+            vh = gather_seq(v[:, h0:h1], par.sp_group, par.sp_size, par.zigzag)
             if direct:
                 dkh, dvh = dk[:, h0:h1], dv[:, h0:h1]
             else:
@@ -187,8 +191,8 @@ class _TorchLayoutAttention(torch.autograd.Function):
                     dkh[:, :, rk] += dk_p
                     dvh[:, :, rk] += dv_p
             if not direct:
-                dk[:, h0:h1] = reduce_scatter_seq(dkh, par.sp_group, par.sp_size)
-                dv[:, h0:h1] = reduce_scatter_seq(dvh, par.sp_group, par.sp_size)
+                dk[:, h0:h1] = reduce_scatter_seq(dkh, par.sp_group, par.sp_size, par.zigzag)
+                dv[:, h0:h1] = reduce_scatter_seq(dvh, par.sp_group, par.sp_size, par.zigzag)
         return dq.to(q.dtype), dk, dv, None, None
 
 
@@ -198,7 +202,18 @@ def _flash_layout_attention(q, k, v, plan: AttentionPlan, scale: float):
     par = plan.par
     dev = q.device
     q_ = q[0].transpose(0, 1)  # [Lq, Hq, D]
-    if par.sp_size > 1 and plan.pure_causal:
+    if par.sp_size > 1 and par.zigzag and plan.single_sequence:
+        # CUDA-only: ring-flash-attn's zigzag ring kernel; CPU CI cannot run it.
+        # Local rows = chunks (r, 2W-1-r) of one causal sequence, the layout zigzag_ring_flash_attn_func expects;
+        # q [1, Lq, Hq, D], k/v [1, Lq, Hkv, D] -> [1, Lq, Hq, D]. Trailing padding rows attend causally to the
+        # sequence: their outputs are never read.
+        from ring_flash_attn import zigzag_ring_flash_attn_func
+
+        return zigzag_ring_flash_attn_func(
+            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), softmax_scale=scale, causal=True,
+            group=par.sp_group,
+        )  # [1, Lq, Hq, D]
+    if par.sp_size > 1 and plan.pure_causal and not par.zigzag:
         from ring_flash_attn import llama3_flash_attn_prepare_cu_seqlens, llama3_flash_attn_varlen_func
 
         cu = torch.tensor(plan.run_bounds, dtype=torch.int32, device=dev)  # cu_seqlens of the whole row
@@ -209,10 +224,16 @@ def _flash_layout_attention(q, k, v, plan: AttentionPlan, scale: float):
             heads_k_stride=stride, local_k_slice=kslice, softmax_scale=scale, causal=True, group=par.sp_group,
         )
         return out.unsqueeze(0)  # [1, Lq, Hq, D]
+    # (ring-flash-attn's zigzag varlen API zigzags every packed sequence separately, not the row: not our layout)
     from flash_attn import flash_attn_varlen_func
     from torch.distributed._functional_collectives import all_gather_tensor_autograd
 
     kidx, cu_q, cu_k, max_q, max_k = _flash_key_index(plan, dev)
+    if par.zigzag:  # gathered K/V are rank-major: global row j sits at position where[j]
+        order = par.gather_order(plan.global_length, device=dev)
+        where = torch.empty_like(order)
+        where[order] = torch.arange(order.numel(), device=dev)
+        kidx = where.index_select(0, kidx)
     g = q.shape[1] // k.shape[1]
     outs = []
     for h0, h1 in _head_chunks(k.shape[1], plan.head_stride):
@@ -231,6 +252,9 @@ def _flash_layout_attention(q, k, v, plan: AttentionPlan, scale: float):
 
 
 def _flash_key_index(plan: AttentionPlan, device):
+    """Key rows (global) of each query block, concatenated, with varlen ``cu_seqlens`` for queries and keys.
+
+    The blocks are in local query order and tile the local rows, so ``cu_q`` indexes this rank's query rows."""
     idx, cu_q, cu_k = [], [0], [0]
     for b in plan.blocks:
         keys = []

@@ -1,11 +1,12 @@
 """Which keys each query row attends to, for one packed row and one SP rank (pure index arithmetic).
 
-REFERENCE §1.7 (the "llama3" all-gather-KV algorithm: contiguous row slices per rank, keys gathered from the
-whole SP group) and the layout rule of ``longrm.data.layout``: query row i may attend to key row j iff
+REFERENCE §1.7 (the "llama3" all-gather-KV algorithm: each rank's query rows, keys gathered from the whole SP
+group and put back in global order) and the layout rule of ``longrm.data.layout``: query row i may attend to key row j iff
 ``doc[i] == doc[j] and j <= i and (branch[j] == 0 or branch[j] == branch[i])``.
 
-The row is split into *runs* of equal ``(doc, branch)``. The local query rows of run R (global rows
-``[g0, g1)``) attend to
+The row is split into *runs* of equal ``(doc, branch)``. A rank's query rows are one global range (contiguous
+SP layout) or two (zigzag: chunks ``r`` and ``2W-1-r``, see ``longrm.parallel.context``); each range is cut by
+the runs. The local query rows of run R inside one range (global rows ``[g0, g1)``) attend to
 
 * the context run C of the same doc, fully (only when R is a branch), and
 * the rows ``[R.start, g1)`` of R itself, causally with the diagonal aligned bottom-right.
@@ -54,18 +55,18 @@ class AttentionPlan:
     backend: str  # "torch" | "flash"
     par: ParallelContext
     global_length: int
-    local_start: int
-    local_end: int
+    local_ranges: list[tuple[int, int]]  # global rows [start, end) of the local rows, in local order
     blocks: list[QueryBlock]
     head_stride: int = 0  # KV heads per all-gather chunk; 0 = all heads at once
     math: bool = False  # torch backend: use the explicit math kernel instead of PyTorch's CPU flash op
     pure_causal: bool = False  # no shared context anywhere in the row (plain packing)
+    single_sequence: bool = False  # one causal run from row 0, then only padding (doc -1)
     pieces: list[Piece] = field(default_factory=list)
     run_bounds: list[int] = field(default_factory=list)  # global run starts + row length (cu_seqlens)
 
     @property
     def local_length(self) -> int:
-        return self.local_end - self.local_start
+        return sum(e - s for s, e in self.local_ranges)
 
 
 def _runs(doc: list[int], branch: list[int]) -> list[tuple[int, int, int, int]]:
@@ -106,19 +107,24 @@ def build_plan(
     head_stride: int = 0,
     math: bool = False,
 ) -> AttentionPlan:
-    """Plan attention for one packed row ``[1, L]`` (L a multiple of ``par.sp_size``) on rank ``par.sp_rank``.
+    """Plan attention for one packed row ``[1, L]`` (L a multiple of ``par.length_divisor``) on rank ``par.sp_rank``.
 
     ``doc_ids``/``branch_ids`` are the *global* row (identical on every SP rank); -1 docs (padding) form
-    their own causal segment, whose outputs are never read.
+    their own causal segment, whose outputs are never read. The local query rows are ``par.shard_ranges(L)``
+    (one range, or two under the zigzag layout) concatenated; every :class:`QueryBlock` / :class:`Piece` lies
+    inside one range, and key rows are always *global* (the kernel gathers K/V into global order).
     """
     doc = doc_ids.reshape(-1).tolist()
     br = branch_ids.reshape(-1).tolist()
     length = len(doc)
-    lo, hi = par.shard_range(length)
+    ranges = par.shard_ranges(length)
     ctx_of: dict[int, tuple[int, int]] = {}
     blocks: list[QueryBlock] = []
     pure_causal = True
     runs = _runs(doc, br)
+    offsets = [0]  # local row of each range's start
+    for lo, hi in ranges[:-1]:
+        offsets.append(offsets[-1] + hi - lo)
     for s, e, d, b in runs:
         ctx = None
         if d >= 0 and b == 0:
@@ -129,10 +135,14 @@ def build_plan(
             ctx = ctx_of.get(d)
             if ctx is not None:
                 pure_causal = False
-        g0, g1 = max(s, lo), min(e, hi)
-        if g0 < g1:
-            blocks.append(QueryBlock(g0 - lo, g1 - lo, g0, g1, ctx, s))
-    plan = AttentionPlan(backend, par, length, lo, hi, blocks, head_stride, math, pure_causal)
+        for base, (lo, hi) in zip(offsets, ranges):
+            g0, g1 = max(s, lo), min(e, hi)
+            if g0 < g1:
+                blocks.append(QueryBlock(g0 - lo + base, g1 - lo + base, g0, g1, ctx, s))
+    blocks.sort(key=lambda b: b.q0)  # local order (the causal pieces tile the local rows in order)
+    plan = AttentionPlan(backend, par, length, ranges, blocks, head_stride, math, pure_causal)
     plan.pieces = _pieces(blocks)
     plan.run_bounds = [r[0] for r in runs] + [length]
+    real = [r for r in runs if r[2] >= 0]
+    plan.single_sequence = pure_causal and len(real) == 1 and real[0][0] == 0 and all(r[2] < 0 for r in runs[1:])
     return plan

@@ -23,8 +23,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def setup_distributed(sp_size: int = 1) -> ParallelContext:
-    """Initialise torch.distributed through DeepSpeed (idempotent) and build the :class:`ParallelContext`."""
+def setup_distributed(sp_size: int = 1, sp_layout: str = "zigzag") -> ParallelContext:
+    """Initialise torch.distributed through DeepSpeed (idempotent) and build the :class:`ParallelContext`.
+
+    ``sp_layout`` (``zigzag`` | ``contiguous``) is how each row is cut over the ``sp_size`` ranks of an SP group
+    (``longrm.parallel.context``)."""
     cuda = torch.cuda.is_available()
     if not cuda:
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
@@ -39,7 +42,7 @@ def setup_distributed(sp_size: int = 1) -> ParallelContext:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     if not dist.is_initialized():
         deepspeed.init_distributed(dist_backend="nccl" if cuda else "gloo")
-    return ParallelContext.from_world(sp_size)
+    return ParallelContext.from_world(sp_size, sp_layout)
 
 
 def device() -> torch.device:

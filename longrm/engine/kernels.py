@@ -42,8 +42,8 @@ def sft_nll_liger(module, batch, par):
     from ..parallel.collectives import all_reduce_sum
 
     inner = _unwrap(module)
-    b, lo, hi, hidden = _run_base(module, batch, par)
-    tgt = b.target_ids[0, lo:hi]
+    b, idx, hidden = _run_base(module, batch, par)
+    tgt = b.target_ids[0].index_select(0, idx)  # this rank's rows (contiguous or zigzag SP layout)
     part = judgement_nll_from_hidden(hidden, inner.get_output_embeddings().weight, tgt, use_liger=True,
                                      reduction="sum").float()
     total = all_reduce_sum(part.reshape(1), par.sp_group)[0]

@@ -16,7 +16,7 @@ __all__ = ["start", "datasets", "prepare", "collator", "report", "uses_bf16"]
 
 def start(cfg):
     """Process group + ParallelContext, seeds (same on every rank, so every rank builds the same model)."""
-    par = setup_distributed(cfg.parallel.sp_size)
+    par = setup_distributed(cfg.parallel.sp_size, cfg.parallel.sp_layout)
     seed = cfg.train.seed
     random.seed(seed)
     np.random.seed(seed)

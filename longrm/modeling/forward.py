@@ -4,9 +4,10 @@ REFERENCE §1.5 (LOGO / DPO need per-judgement log-probs), §1.6 (DisRM reads th
 token), §1.7 (sequence parallelism), §6 (full-vocabulary fp32 logits are the usual out-of-memory cause).
 
 Every function takes the *global* packed row (identical on all ranks of an SP group) and a
-:class:`~longrm.parallel.context.ParallelContext`; it pads the row to a multiple of ``sp_size`` (padding is
-masked out), runs the model on this rank's contiguous slice, and returns per-branch values that are identical
-on every SP rank.
+:class:`~longrm.parallel.context.ParallelContext`; it pads the row to a multiple of ``par.length_divisor``
+(padding is masked out), runs the model on this rank's rows (``par.shard_index``: one contiguous slice, or
+chunks ``r`` and ``2W-1-r`` under the zigzag layout — token ids, position ids (hence RoPE), targets and
+last-token indices all follow it), and returns per-branch values that are identical on every SP rank.
 
 Composition with data parallelism: the per-branch partial sums are combined with
 :func:`~longrm.parallel.collectives.all_reduce_sum`, whose backward also sums over the SP group. If every SP
@@ -64,19 +65,25 @@ def _unwrap(model):
 
 
 def _run_base(model, batch: LayoutBatch, par: ParallelContext):
-    """Pad, plan and run the base model on this rank's slice: returns (padded batch, lo, hidden [Ll, H])."""
+    """Pad, plan and run the base model on this rank's rows.
+
+    Returns ``(b, idx, hidden)``: the padded global batch ``b`` (``[1, L]``, L a multiple of
+    ``par.length_divisor``), ``idx [Ll]`` the global row of each local row (``par.shard_index``) and the final
+    hidden states ``hidden [Ll, H]`` of the local rows, in local order (``hidden[i]`` belongs to row ``idx[i]``).
+    """
     inner = _unwrap(model)
     settings: KernelSettings | None = getattr(inner, "longrm_kernel", None)
     if settings is None:
         raise RuntimeError("call longrm.modeling.prepare_model(model, par) first")
     device = next(inner.parameters()).device
     b = batch.padded(par.padded_length(batch.length)).to(device)
-    lo, hi = par.shard_range(b.length)
+    idx = par.shard_index(b.length, device=device)
     plan: AttentionPlan = build_plan(b.doc_ids, b.branch_ids, par, settings.backend, settings.head_stride, settings.math)
     out = inner.base_model(
-        input_ids=b.input_ids[:, lo:hi], position_ids=b.position_ids[:, lo:hi], use_cache=False, longrm_attention=plan
+        input_ids=par.shard(b.input_ids, 1), position_ids=par.shard(b.position_ids, 1), use_cache=False,
+        longrm_attention=plan,
     )
-    return b, lo, hi, out.last_hidden_state[0]
+    return b, idx, out.last_hidden_state[0]
 
 
 _ROWS = 128  # LM-head rows per elementwise / backward block: a [_ROWS, V] fp32 working buffer, reused
@@ -302,8 +309,8 @@ def branch_logprobs(model, batch: LayoutBatch, par: ParallelContext, chunk_size:
     """
     inner = _unwrap(model)
     _check_plain_head(inner.config)
-    b, lo, hi, hidden = _run_base(model, batch, par)
-    h, y, br = _target_share(hidden, b, lo, hi, par)
+    b, idx, hidden = _run_base(model, batch, par)
+    h, y, br = _target_share(hidden, b, idx, par)
     lp = target_logprobs(h, inner.get_output_embeddings(), y, chunk_size)
     n = batch.num_branches
     part = torch.zeros(n, dtype=torch.float32, device=lp.device).index_add(0, br, lp)
@@ -312,23 +319,27 @@ def branch_logprobs(model, batch: LayoutBatch, par: ParallelContext, chunk_size:
     return all_reduce_sum(part + _keep_graph(hidden), par.sp_group), counts
 
 
-def _target_share(hidden: torch.Tensor, b: LayoutBatch, lo: int, hi: int, par: ParallelContext):
+def _target_share(hidden: torch.Tensor, b: LayoutBatch, idx: torch.Tensor, par: ParallelContext):
     """This rank's share of the row's LM-head work: ``(h [T_r, H], targets [T_r], branch [T_r])``.
 
-    Without SP: every target position of the row. Under SP the targets (judgement tokens) sit at the end of the
-    row, i.e. on the last rank(s), so their LM-head buffers would not shrink with SP. The T target rows
-    of the whole row (global order) are cut into ``sp_size`` equal contiguous shares instead: the selected hidden
-    rows are all-gathered (:func:`~longrm.parallel.collectives.gather_rows`, O(T x H), backward reduce-scatters
-    dh to the owning rank) and rank r keeps rows ``[r T / sp, (r + 1) T / sp)``. Per-branch sums and gradients are
+    ``hidden [Ll, H]`` are the local rows, ``idx [Ll]`` their global rows (:func:`_run_base`). Without SP: every
+    target position of the row. Under SP the targets (judgement tokens) sit at the end of the row, i.e. on one
+    or two ranks, so their LM-head buffers would not shrink with SP. The T target rows are cut into ``sp_size``
+    equal shares instead: the selected hidden rows are all-gathered
+    (:func:`~longrm.parallel.collectives.gather_rows`, O(T x H), backward reduce-scatters dh to the owning
+    rank), giving them in *gather order* (rank-major, each rank's local order: ``par.gather_order``, the global
+    order only for the contiguous layout), and rank r keeps positions ``[r T / sp, (r + 1) T / sp)`` of that
+    order; its targets and branches are read at the same global rows. Per-branch sums and gradients are
     unchanged: every target is counted on exactly one rank (module docstring for the SP gradient convention).
     """
     tgt_all, br_all = b.target_ids[0], b.target_branch[0]
-    tgt = tgt_all[lo:hi]
+    tgt = tgt_all.index_select(0, idx)
     sel = torch.nonzero(tgt != IGNORE).squeeze(1)
     if par.sp_size == 1:
-        return hidden.index_select(0, sel), tgt.index_select(0, sel), br_all[lo:hi].index_select(0, sel)
-    per = hi - lo
-    is_t = tgt_all != IGNORE
+        return hidden.index_select(0, sel), tgt.index_select(0, sel), br_all.index_select(0, idx.index_select(0, sel))
+    per = idx.numel()
+    order = par.gather_order(b.length, device=tgt_all.device)  # global row at each gathered position
+    is_t = (tgt_all != IGNORE).index_select(0, order)  # in gather order
     counts = is_t.view(par.sp_size, per).sum(1).tolist()  # targets on each rank (the global row is on every rank)
     rows = max(counts)
     if rows == 0:
@@ -337,7 +348,7 @@ def _target_share(hidden: torch.Tensor, b: LayoutBatch, lo: int, hi: int, par: P
     valid = torch.cat([torch.arange(c, device=hidden.device) + r * rows for r, c in enumerate(counts)])
     total = valid.numel()
     s0, s1 = total * par.sp_rank // par.sp_size, total * (par.sp_rank + 1) // par.sp_size
-    gpos = torch.nonzero(is_t).squeeze(1)[s0:s1]  # global positions, ascending = rank-major, local order
+    gpos = order[is_t][s0:s1]  # global rows of the kept targets, in gather order (matches `valid`)
     return gathered.index_select(0, valid[s0:s1]), tgt_all.index_select(0, gpos), br_all.index_select(0, gpos)
 
 
@@ -361,10 +372,13 @@ def branch_rewards(model, batch: LayoutBatch, par: ParallelContext) -> torch.Ten
     head = getattr(inner, "score", None)
     if head is None or head.out_features != 1:
         raise ValueError("branch_rewards needs a sequence-classification model with num_labels == 1 (`score`)")
-    b, lo, hi, hidden = _run_base(model, batch, par)
+    b, idx, hidden = _run_base(model, batch, par)
     last = b.last_index.to(hidden.device)
-    mine = torch.nonzero((last >= lo) & (last < hi)).squeeze(1)
-    s = head(hidden.index_select(0, last.index_select(0, mine) - lo)).float()[:, 0]
+    local = torch.full((b.length,), -1, dtype=torch.long, device=hidden.device)  # global row -> local row (-1: not here)
+    local[idx] = torch.arange(idx.numel(), device=hidden.device)
+    where = local.index_select(0, last)
+    mine = torch.nonzero(where >= 0).squeeze(1)
+    s = head(hidden.index_select(0, where.index_select(0, mine))).float()[:, 0]
     part = torch.zeros(batch.num_branches, dtype=torch.float32, device=hidden.device).index_add(0, mine, s)
     part = part + _keep_graph(hidden)  # the head ran on every rank (zero rows where none is local): same collectives
     return all_reduce_sum(part, par.sp_group)

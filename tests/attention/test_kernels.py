@@ -75,24 +75,28 @@ def test_layout_attention_matches_dense_masked_reference(math_kernel, head_strid
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("layout", ["zigzag", "contiguous"])
 @pytest.mark.parametrize("sp_size", [1, 2, 3, 4])
-def test_plan_pieces_cover_layout_rule_exactly_once_per_rank(sp_size):
+def test_plan_pieces_cover_layout_rule_exactly_once_per_rank(sp_size, layout):
     batch = sample_batch()
-    b = batch.padded(-(-batch.length // sp_size) * sp_size)
+    div = ParallelContext(sp_size, 0, sp_size, 0, 1, 0, sp_layout=layout).length_divisor
+    b = batch.padded(-(-batch.length // div) * div)
     mask = layout_mask(b.doc_ids[0], b.branch_ids[0])
     for r in range(sp_size):
-        par = ParallelContext(sp_size, r, sp_size, r, 1, 0)
+        par = ParallelContext(sp_size, r, sp_size, r, 1, 0, sp_layout=layout)
         plan = build_plan(b.doc_ids, b.branch_ids, par)
+        idx = par.shard_index(b.length)  # global row of each local row
+        assert plan.local_length == idx.numel() == b.length // sp_size
         cover = torch.zeros(plan.local_length, b.length, dtype=torch.int)
         for p in plan.pieces:
             if p.causal:
-                assert p.q1 - p.q0 == p.k1 - p.k0 and p.k0 == p.q0 + plan.local_start
+                assert p.q1 - p.q0 == p.k1 - p.k0 and torch.equal(idx[p.q0 : p.q1], torch.arange(p.k0, p.k1))
                 blk = torch.ones(p.q1 - p.q0, p.k1 - p.k0, dtype=torch.int).tril()
             else:
                 blk = torch.ones(p.q1 - p.q0, p.k1 - p.k0, dtype=torch.int)
             cover[p.q0 : p.q1, p.k0 : p.k1] += blk
         assert cover.max() == 1
-        assert torch.equal(cover.bool(), mask[plan.local_start : plan.local_end])
+        assert torch.equal(cover.bool(), mask[idx])
 
 
 def test_registered_function_without_plan_falls_back_to_causal_sdpa():

@@ -1,7 +1,8 @@
 """2-process worker for tests/parallel/test_sequence_parallel.py (run under torch.distributed.run, gloo).
 
 Every rank builds the same tiny model and batch, computes the SP=1 reference locally (no communication),
-then the SP=2 loss and gradients; gradients are world-averaged (what DeepSpeed does) and compared with the
+then the SP=2 loss and gradients in the case's row layout (zigzag: rank r owns chunks r and 3-r of 4;
+contiguous: one half each); gradients are world-averaged (what DeepSpeed does) and compared with the
 reference. Rank 0 writes {case: {...}} as JSON to argv[1].
 """
 
@@ -30,7 +31,10 @@ def batch_for(case: str):
         exs = [shared_context_example([], [rand_ids(g, n)]) for n in (13, 7, 21)]
         exs.append(shared_context_example(rand_ids(g, 10), [rand_ids(g, 6)]))
         return pack(exs)
-    if case.endswith("ctxonly"):  # one long context: rank 0's slice holds no target and no last token
+    if case == "single":  # one plain causal sequence of 45 tokens (odd; zigzag pads it to 48 = 4 chunks of 12)
+        return pack([shared_context_example([], [rand_ids(g, 45)])])
+    if case.endswith("ctxonly"):  # one long context (87 tokens): one rank's rows hold no target and no last token
+        # (contiguous: rank 0 = rows 0-43; zigzag: rank 1 = chunks 1, 2 = rows 22-65, all context)
         return pack([shared_context_example(rand_ids(g, 71), [rand_ids(g, 6), rand_ids(g, 3), rand_ids(g, 5)])])
     # shared context, V = 2 rejects; the first context straddles the SP cut
     exs = [
@@ -41,7 +45,7 @@ def batch_for(case: str):
 
 
 def loss_of(case, model, batch, par):
-    if case == "packed":
+    if case in ("packed", "single"):
         lp, cnt = branch_logprobs(model, batch, par, chunk_size=8)
         return -lp.sum() / cnt.sum()
     if case.startswith("logo"):
@@ -55,16 +59,22 @@ def loss_of(case, model, batch, par):
     return torch.stack(losses).mean()
 
 
-CASES = [  # (name, loss case, arch, checkpointing, head_stride)
-    ("packed-llama", "packed", "llama", None, 0),
-    ("packed-llama-ckpt", "packed", "llama", "reentrant", 1),
-    ("logo-llama", "logo", "llama", None, 1),
-    ("logo-llama-ckpt", "logo", "llama", "non-reentrant", 0),
-    ("logo-qwen2", "logo", "qwen2", None, 0),
-    ("disrm-llama", "disrm", "llama", None, 0),
-    ("disrm-qwen2-ckpt", "disrm", "qwen2", "reentrant", 1),
-    ("logo-llama-rank0-context-only", "logo-ctxonly", "llama", None, 0),
-    ("disrm-llama-rank0-context-only", "disrm-ctxonly", "llama", "non-reentrant", 0),
+CASES = [  # (name, loss case, arch, checkpointing, head_stride, sp_layout); zigzag is the default layout
+    ("packed-llama", "packed", "llama", None, 0, "zigzag"),
+    ("packed-llama-ckpt", "packed", "llama", "reentrant", 1, "zigzag"),
+    ("single-sequence-qwen2", "single", "qwen2", None, 0, "zigzag"),
+    ("logo-llama", "logo", "llama", None, 1, "zigzag"),
+    ("logo-llama-ckpt", "logo", "llama", "non-reentrant", 0, "zigzag"),
+    ("logo-qwen2", "logo", "qwen2", None, 0, "zigzag"),
+    ("disrm-llama", "disrm", "llama", None, 0, "zigzag"),
+    ("disrm-qwen2-ckpt", "disrm", "qwen2", "reentrant", 1, "zigzag"),
+    ("logo-llama-context-only-rank", "logo-ctxonly", "llama", None, 0, "zigzag"),
+    ("disrm-llama-context-only-rank", "disrm-ctxonly", "llama", "non-reentrant", 0, "zigzag"),
+    # the contiguous layout stays exact too (parallel.sp_layout: contiguous)
+    ("packed-llama-contiguous", "packed", "llama", None, 1, "contiguous"),
+    ("logo-llama-ckpt-contiguous", "logo", "llama", "non-reentrant", 0, "contiguous"),
+    ("logo-llama-rank0-context-only-contiguous", "logo-ctxonly", "llama", None, 0, "contiguous"),
+    ("disrm-llama-rank0-context-only-contiguous", "disrm-ctxonly", "llama", "non-reentrant", 0, "contiguous"),
 ]
 
 
@@ -73,10 +83,11 @@ def main():
     only = sys.argv[2].split(",") if len(sys.argv) > 2 else None
     dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=180))  # a deadlock fails fast
     torch.set_num_threads(1)
-    par = ParallelContext.from_world(sp_size=2)
+    pars = {lay: ParallelContext.from_world(sp_size=2, sp_layout=lay) for lay in ("zigzag", "contiguous")}
     single = ParallelContext.single()
     results = {}
-    for name, case, arch, ckpt, stride in CASES:
+    for name, case, arch, ckpt, stride, layout in CASES:
+        par = pars[layout]
         if only and name not in only:
             continue
         model = tiny_model(arch, kind="reward" if case.startswith("disrm") else "causal", seed=0)
@@ -99,6 +110,8 @@ def main():
         grel, worst = max_rel(grads(model), gref)
         results[name] = {
             "length": batch.length,
+            "layout": par.sp_layout,
+            "rows": [list(r) for r in par.shard_ranges(par.padded_length(batch.length))],
             "loss_ref": ref.item(),
             "loss_sp": loss.item(),
             "loss_rel": abs(loss.item() - ref.item()) / max(abs(ref.item()), 1e-12),

@@ -1,8 +1,11 @@
 """SP=2 vs SP=1 on the same tiny model and batch, 2 processes over gloo (launched by this test).
 
-(a) packed causal-LM loss, (b) shared-context LOGO log-probs with V=2, (c) discriminative last-token reward;
-odd row lengths (padded to a multiple of 2), with and without gradient checkpointing, head-stride chunking.
-Loss within 1e-5 and every parameter gradient within 1e-4 relative (world-averaged, as DeepSpeed does).
+(a) packed causal-LM loss, (b) shared-context LOGO log-probs with V=2, (c) discriminative last-token reward,
+(d) one plain causal sequence; odd row lengths (padded to a multiple of 4 for zigzag, 2 for contiguous), with
+and without gradient checkpointing, head-stride chunking. Both row layouts: zigzag (the default; rank r owns
+chunks r and 3-r of 4) and contiguous. The SP=1 reference is computed independently in each process (no
+communication). Loss within 1e-5 and every parameter gradient within 1e-4 relative (world-averaged, as
+DeepSpeed does).
 """
 
 import json
@@ -45,6 +48,12 @@ def sp_results(tmp_path_factory):
 def test_sp2_matches_sp1(sp_results, name):
     r = sp_results[name]
     assert r["length"] % 2 == 1, "the batch should exercise padding to the SP divisor"
+    layout = next(c[5] for c in CASES if c[0] == name)
+    rows = r["rows"]  # rank 0's global row ranges
+    assert r["layout"] == layout and len(rows) == (2 if layout == "zigzag" else 1), r
+    if layout == "zigzag":  # chunks 0 and 3 of 4
+        padded = r["length"] + 4 - r["length"] % 4
+        assert rows == [[0, padded // 4], [3 * padded // 4, padded]], r
     assert r["loss_rel"] < 1e-5, r
     assert r["loss_rank_spread"] == 0.0, r
     assert r["grad_rel"] < 1e-4, r
