@@ -30,6 +30,7 @@ __all__ = [
     "logo",
     "dpo_sigmoid",
     "bradley_terry",
+    "pointwise_bce",
     "judgement_nll_from_hidden",
 ]
 
@@ -171,6 +172,27 @@ def bradley_terry(chosen_rewards: Tensor, reject_rewards: Tensor, reject_mask: T
     return LossOutput(loss, {
         "reward_chosen": d(chosen_rewards), "reward_rejected": d(rej), "reward_margin": d(margin),
         "accuracy": _pair_accuracy(chosen_rewards.detach(), reject_rewards.detach(), reject_mask),
+    })
+
+
+def pointwise_bce(logits: Tensor, labels: Tensor) -> LossOutput:
+    """VerifyRM pre-training loss (REFERENCE §2, Cooper): binary cross-entropy of the scalar head's logit at the
+    last token against the verdict label (1 = the response's answer is right).
+
+        L = −(1/B)·Σ_i [y_i·log σ(s_i) + (1 − y_i)·log(1 − σ(s_i))]
+
+    ``logits [B]``, ``labels [B]`` (0 / 1).  ``accuracy`` counts 1[s_i > 0] = y_i (σ(s) > 0.5, Cooper's threshold).
+    """
+    if logits.dim() != 1 or labels.shape != logits.shape:
+        raise ValueError(f"expected logits [B] and labels [B], got {tuple(logits.shape)} and {tuple(labels.shape)}")
+    y = labels.to(logits.dtype)
+    loss = F.binary_cross_entropy_with_logits(logits, y)
+    s = logits.detach()
+    return LossOutput(loss, {
+        "accuracy": ((s > 0) == (y > 0.5)).to(s.dtype).mean(),
+        "predicted_positive": (s > 0).to(s.dtype).mean(),
+        "label_positive": y.detach().mean(),
+        "reward_mean": s.mean(),
     })
 
 

@@ -71,6 +71,17 @@ def test_bradley_terry_hand_computed():
     assert out.metrics["accuracy"].item() == 0.5
 
 
+def test_pointwise_bce_hand_computed():
+    # VerifyRM pre-training (REFERENCE §2): −[y·log σ(s) + (1 − y)·log(1 − σ(s))], batch mean; accuracy 1[s > 0] = y
+    out = L.pointwise_bce(torch.tensor([2.0, -1.0, 0.5]), torch.tensor([1, 1, 0]))
+    expect = (-lsig(2.0) - lsig(-1.0) - lsig(-0.5)) / 3
+    assert out.loss.item() == pytest.approx(expect, rel=1e-6)
+    assert out.metrics["accuracy"].item() == pytest.approx(1 / 3)
+    assert out.metrics["predicted_positive"].item() == pytest.approx(2 / 3)
+    with pytest.raises(ValueError):
+        L.pointwise_bce(torch.zeros(3), torch.zeros(2))
+
+
 def test_sft_nll_token_mean():
     out = L.sft_nll(torch.tensor([-3.0, -1.0]), torch.tensor([2, 2]))
     assert out.loss.item() == pytest.approx(1.0)
