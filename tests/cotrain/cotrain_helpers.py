@@ -12,41 +12,9 @@ SPEC = "arithmetic:n=25,seed=0,max=4,ops=+"  # every a + b with a, b in 0..4 (25
 def warm_start_policy(tiny_model_dir: Path, out: Path, spec: str = SPEC, steps: int = 150, seed: int = 0) -> Path:
     """Supervised warm start of the tiny random-init policy on ``spec``'s answers (plain masked-CE loop), so that
     sampled rollouts are right part of the time and the verifier's reward varies inside prompt groups."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from longrm.cotrain.warmstart import warm_start_policy as warm
 
-    from longrm.cotrain.prompts import load_prompt_rows
-
-    if (out / "config.json").exists():
-        return out
-    torch.manual_seed(seed)
-    tok = AutoTokenizer.from_pretrained(str(tiny_model_dir))
-    model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype=torch.float32)
-    rows = load_prompt_rows(spec)
-    seqs, masks = [], []
-    for r in rows:
-        p = tok.apply_chat_template(r["prompt"], tokenize=True, add_generation_prompt=True)
-        p = list(p["input_ids"] if hasattr(p, "keys") else p)
-        a = tok(r["answer"] + "<|im_end|>", add_special_tokens=False)["input_ids"]
-        seqs.append(p + a)
-        masks.append([0] * len(p) + [1] * len(a))
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), tok.pad_token_id)
-    lab = torch.full((len(seqs), width), -100)
-    att = torch.zeros((len(seqs), width), dtype=torch.long)
-    for i, (s, m) in enumerate(zip(seqs, masks)):
-        ids[i, :len(s)] = torch.tensor(s)
-        att[i, :len(s)] = 1
-        lab[i, :len(s)] = torch.where(torch.tensor(m, dtype=torch.bool), torch.tensor(s), torch.tensor(-100))
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    model.train()
-    for _ in range(steps):
-        loss = model(input_ids=ids, attention_mask=att, labels=lab).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.save_pretrained(str(out), safe_serialization=True)
-    tok.save_pretrained(str(out))
-    return out
+    return warm(tiny_model_dir, out, spec, steps=steps, seed=seed)
 
 
 def overrides(policy: Path, out: Path, **extra) -> list[str]:
