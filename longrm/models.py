@@ -40,8 +40,13 @@ _TINY_PRESETS = {
     "qwen2": dict(arch="qwen2"),
     "llama": dict(arch="llama"),
     # the quickstart's judge base: a tokenizer that also learned the synthetic task text (whole words, not
-    # letters, so a 4K-token prompt holds a 4K-word document and a judgement is ~50 tokens), one more layer
-    "judge": dict(arch="qwen2", corpus="judge", vocab_size=8192, num_layers=3, num_heads=4, num_kv_heads=4),
+    # letters, so a 4K-token prompt holds a 4K-word document and a judgement is ~50 tokens) and reads numbers in
+    # groups of up to 3 digits (Llama-3's rule: a 3-digit code is one token, so "is the response's code in the
+    # context?" is a one-token match a small model learns; digit by digit it did not), one more layer. Llama-
+    # shaped because transformers 5 loads every qwen2 folder with Qwen2Tokenizer, which replaces the saved
+    # pre-tokenizer with Qwen2's one-digit rule; a llama folder keeps its tokenizer.json as saved
+    "judge": dict(arch="llama", corpus="judge", vocab_size=8192, num_layers=3, num_heads=4, num_kv_heads=4,
+                  number_groups=True),
 }
 
 
@@ -103,17 +108,28 @@ def _corpus(n_lines: int = 6000, seed: int = 0, corpus: str = "base") -> list[st
     return lines
 
 
-def build_tiny_tokenizer(out_dir: str | os.PathLike, vocab_size: int = 4096, seed: int = 0, corpus: str = "base"):
-    """Train a byte-level BPE tokenizer on a generated corpus and save it as an HF tokenizer folder."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+def build_tiny_tokenizer(out_dir: str | os.PathLike, vocab_size: int = 4096, seed: int = 0, corpus: str = "base",
+                         number_groups: bool = False):
+    """Train a byte-level BPE tokenizer on a generated corpus and save it as an HF tokenizer folder.
+
+    ``number_groups``: numbers are split into groups of up to 3 digits before BPE (Llama-3's rule; the space
+    before a number stays its own token) and every group 0–999 is one token, so "286" is one token wherever it
+    stands; otherwise digits follow plain byte-level BPE (mostly one token per digit here).
+    """
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.pre_tokenizer = (pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(r"\p{N}{1,3}"), behavior="isolated"),
+                                                  byte_level]) if number_groups else byte_level)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tok.train_from_iterator(_corpus(seed=seed, corpus=corpus), trainer=trainer)
+    lines = _corpus(seed=seed, corpus=corpus)
+    if number_groups:  # every 1-3 digit group often enough that BPE merges it into one token
+        lines += [" ".join(str(i) for i in range(1000))] * 3
+    tok.train_from_iterator(lines, trainer=trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=None, eos_token="<|im_end|>",
                                    pad_token="<|endoftext|>", unk_token=None)
     fast.chat_template = CHATML_TEMPLATE
@@ -124,7 +140,8 @@ def build_tiny_tokenizer(out_dir: str | os.PathLike, vocab_size: int = 4096, see
 
 def build_tiny(out_dir: str | os.PathLike, arch: str = "qwen2", vocab_size: int = 4096, hidden_size: int = 64,
                num_layers: int = 2, num_heads: int = 4, num_kv_heads: int = 2, intermediate_size: int | None = None,
-               max_position_embeddings: int = 131072, seed: int = 0, num_labels: int = 1, corpus: str = "base") -> Path:
+               max_position_embeddings: int = 131072, seed: int = 0, num_labels: int = 1, corpus: str = "base",
+               number_groups: bool = False) -> Path:
     """Build a tiny random-init Llama- or Qwen2-shaped causal LM plus tokenizer and save both to ``out_dir``.
 
     Load it back with ``AutoModelForCausalLM.from_pretrained(out_dir)`` (or ``AutoModelForSequenceClassification``
@@ -134,7 +151,7 @@ def build_tiny(out_dir: str | os.PathLike, arch: str = "qwen2", vocab_size: int 
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tok = build_tiny_tokenizer(out, vocab_size=vocab_size, seed=seed, corpus=corpus)
+    tok = build_tiny_tokenizer(out, vocab_size=vocab_size, seed=seed, corpus=corpus, number_groups=number_groups)
     n_vocab = ((len(tok) + 63) // 64) * 64
     common = dict(vocab_size=n_vocab, hidden_size=hidden_size, intermediate_size=intermediate_size or 4 * hidden_size,
                   num_hidden_layers=num_layers, num_attention_heads=num_heads, num_key_value_heads=num_kv_heads,
@@ -155,7 +172,7 @@ def build_tiny(out_dir: str | os.PathLike, arch: str = "qwen2", vocab_size: int 
 
 def _tiny_cached(preset: str) -> Path:
     kw = dict(_TINY_PRESETS[preset])
-    params = dict(arch=kw["arch"], v=3) if len(kw) == 1 else dict(kw, v=5)
+    params = dict(arch=kw["arch"], v=3) if len(kw) == 1 else dict(kw, v=6)
     key = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
     final = cache_dir() / f"tiny-{preset}-{key}"
     if (final / "config.json").exists():

