@@ -76,6 +76,10 @@ class ExpandConfig(Section):
     short_fraction: float = Field(0.0, ge=0, lt=1, description="fraction of examples kept short (not expanded): "
                                   "Stage I trains on original short RM data and long synthetic data together "
                                   "(REFERENCE §1.4)")
+    fill_range: tuple[float, float] = Field((1.0, 1.0), description="an expanded prompt's length is drawn "
+                                            "uniformly in [lo, hi] × the bucket's target (default: the target), so "
+                                            "training also sees lengths between the short and the full-length "
+                                            "prompts; held-out rows always use the full target")
     tag_fraction: float = Field(1.0, ge=0, le=1, description="fraction of training prompts whose critical block "
                                 "is tagged (the official data tags all; 0 gives prompts shaped like the benchmark's)")
     tag_min_len: int = Field(2, ge=1)
@@ -222,6 +226,9 @@ class SynthesizeConfig(Section):
             raise ValueError("expand.bucket_weights must have one weight per bucket")
         if self.expand.tag_min_len > self.expand.tag_max_len:
             raise ValueError("expand.tag_min_len must be <= expand.tag_max_len")
+        lo, hi = self.expand.fill_range
+        if not 0 < lo <= hi <= 1:
+            raise ValueError(f"expand.fill_range must satisfy 0 < lo <= hi <= 1, got [{lo}, {hi}]")
         return self
 
     def num_votes(self) -> int:

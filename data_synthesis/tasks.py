@@ -96,6 +96,9 @@ class TaskBuilder:
         f = cfg.tag_fraction
         tagged = f >= 1 or (f > 0 and rng.random() < f)  # no draw at the default 1.0: same stream as before
         tag = random_tag(rng, cfg.tag_min_len, cfg.tag_max_len) if tagged else None
+        lo, hi = cfg.fill_range
+        if (lo, hi) != (1.0, 1.0):  # a length spread inside the bucket (no draw at the default: same stream)
+            target = max(1, round(target * rng.uniform(lo, hi)))
         # fixed prompt parts: the prompt around a one-token placeholder context, minus that token
         overhead = self.count(render("x", tag)) - 1
         budget = target - overhead

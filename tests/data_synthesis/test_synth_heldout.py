@@ -116,8 +116,23 @@ def test_oracle_judgements_quote_evidence_then_score(tmp_path):
 
 
 def test_short_fraction_keeps_some_examples_unexpanded(tmp_path):
-    cfg = _cfg(tmp_path, **{"expand.short_fraction": 0.5, "source.synthetic.num_examples": 40})
+    cfg = _cfg(tmp_path, **{"expand.short_fraction": 0.5, "source.synthetic.num_examples": 40,
+                            "expand.fill_range": [1.0, 1.0]})
     run_synthesis(cfg)
     toks = [r.metadata["prompt_tokens"] for r in load_preference_records(cfg.output.path)]
     short, long = [t for t in toks if t < 1000], [t for t in toks if t > 3000]
     assert short and long and len(short) + len(long) == len(toks)
+
+
+def test_fill_range_spreads_expanded_lengths_inside_the_bucket_but_not_the_heldout_rows(tmp_path):
+    cfg = _cfg(tmp_path, **{"expand.short_fraction": 0.0, "source.synthetic.num_examples": 30,
+                            "expand.fill_range": [0.25, 1.0]})
+    out = run_synthesis(cfg)
+    target = 4096 - cfg.expand.reserve_tokens
+    toks = [r.metadata["prompt_tokens"] for r in load_preference_records(cfg.output.path)]
+    assert all(0.25 * target * 0.98 <= t <= target * 1.02 for t in toks), toks
+    assert min(toks) < 0.6 * target and max(toks) > 0.8 * target  # spread over the range, not one length
+    held = [json.loads(line) for line in Path(out["heldout"]).read_text().splitlines()]
+    assert all(r["prompt_tokens"] > 0.95 * target for r in held)  # evaluation stays at the bucket's length
+    with pytest.raises(ValueError, match="fill_range"):
+        _cfg(tmp_path, **{"expand.fill_range": [0.5, 1.5]})
