@@ -157,17 +157,31 @@ def dpo_sigmoid(chosen_logps: Tensor, reject_logps: Tensor, ref_chosen_logps: Te
     })
 
 
-def bradley_terry(chosen_rewards: Tensor, reject_rewards: Tensor, reject_mask: Tensor | None = None) -> LossOutput:
-    """DisRM Bradley–Terry loss with rejects averaged (REFERENCE §1.6); rewards read at the last real token.
+def bradley_terry(chosen_rewards: Tensor, reject_rewards: Tensor, reject_mask: Tensor | None = None,
+                  reduce: str = "mean") -> LossOutput:
+    """DisRM Bradley–Terry loss; rewards read at the last real token.  Shapes: ``chosen_rewards [B]``,
+    ``reject_rewards [B, V]``, ``reject_mask [B, V]`` (1 = a real reject).
+
+    ``reduce="mean"`` (REFERENCE §1.6, the official recipe): rejects averaged before the comparison,
 
         L = −log σ(r_chosen − (1/V)·Σ_{j=1..V} r_reject_j)
 
-    averaged over the batch.
+    ``reduce="pairs"``: every reject compared with the chosen one (Bradley–Terry over the V pairs),
+
+        L = (1/V)·Σ_{j=1..V} −log σ(r_chosen − r_reject_j)
+
+    With ``mean`` one very low reject (an off-topic answer) can carry the average, so the loss goes to 0 while a
+    near miss still outscores the chosen response; ``pairs`` charges each reject it beats.  Both averaged over B.
     """
     _check(chosen_rewards, reject_rewards, reject_mask)
     rej = _masked_mean(reject_rewards, reject_mask)
     margin = chosen_rewards - rej
-    loss = (-F.logsigmoid(margin)).mean()
+    if reduce == "mean":
+        loss = (-F.logsigmoid(margin)).mean()
+    elif reduce == "pairs":
+        loss = _masked_mean(-F.logsigmoid(chosen_rewards.unsqueeze(-1) - reject_rewards), reject_mask).mean()
+    else:
+        raise ValueError(f"bradley_terry: reduce must be 'mean' or 'pairs', got {reduce!r}")
     d = lambda t: t.detach().mean()  # noqa: E731
     return LossOutput(loss, {
         "reward_chosen": d(chosen_rewards), "reward_rejected": d(rej), "reward_margin": d(margin),

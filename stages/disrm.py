@@ -1,10 +1,13 @@
-"""``longrm disrm`` — discriminative reward model: Bradley–Terry with rejects averaged.
+"""``longrm disrm`` — discriminative reward model: Bradley–Terry with rejects averaged (or compared one by one).
 
 REFERENCE §1.6: ``AutoModelForSequenceClassification`` with a scalar head, reward read at the last real token
-of each branch, loss −log σ(r_chosen − mean_j r_reject_j); §1.7 training setup.  Each example is one
+of each branch, loss −log σ(r_chosen − mean_j r_reject_j) (``disrm.reject_reduce: pairs``: mean_j −log σ(r_chosen −
+r_reject_j)); §1.7 training setup.  Each example is one
 shared-context row ``[context | chosen | reject_1 … reject_V]`` (the context is encoded once).  Wiring only.
 """
 from __future__ import annotations
+
+from typing import Literal
 
 from pydantic import Field
 
@@ -19,6 +22,10 @@ HELP = "Discriminative reward model (scalar head): Bradley-Terry loss with rejec
 
 class DisRMSection(Section):
     num_rejects: int = Field(2, ge=1, description="V: rejected texts per example (rejects[:V]), averaged in the loss")
+    reject_reduce: Literal["mean", "pairs"] = Field(
+        "mean", description="mean: -log sigmoid(r_chosen - mean_j r_reject_j) (REFERENCE 1.6); pairs: the mean over "
+        "j of -log sigmoid(r_chosen - r_reject_j), so every reject must lose (one very low reject cannot carry the "
+        "average while a near miss still wins)")
 
 
 class Config(Section):
@@ -43,7 +50,7 @@ def run(cfg: Config) -> int:
     def step(module, batch, idx):
         r = branch_rewards(module, batch, par)
         c, rj, m = group_branches(r, batch.branch_example, batch.branch_rank, batch.num_examples, v)
-        return bradley_terry(c, rj, m)
+        return bradley_terry(c, rj, m, reduce=cfg.disrm.reject_reduce)
 
     eval_fn = None
     if eval_set is not None:

@@ -71,6 +71,20 @@ def test_bradley_terry_hand_computed():
     assert out.metrics["accuracy"].item() == 0.5
 
 
+def test_bradley_terry_pairs_hand_computed_and_not_carried_by_one_low_reject():
+    c = torch.tensor([1.0, 0.0])
+    r = torch.tensor([[2.0, -19.0, 5.0], [1.0, 3.0, 0.0]])
+    m = torch.tensor([[1, 1, 0], [1, 1, 1]], dtype=torch.bool)
+    out = L.bradley_terry(c, r, m, reduce="pairs")
+    expect = ((-lsig(-1.0) - lsig(20.0)) / 2 + (-lsig(-1.0) - lsig(-3.0) - lsig(0.0)) / 3) / 2
+    assert out.loss.item() == pytest.approx(expect, rel=1e-6)
+    # example 0: the averaged reject (-8.5) is far below the chosen one, so "mean" barely charges the near miss
+    # (2.0 > 1.0) that "pairs" charges in full
+    assert L.bradley_terry(c[:1], r[:1], m[:1]).loss.item() < 0.01 < out.loss.item()
+    with pytest.raises(ValueError, match="reduce"):
+        L.bradley_terry(c, r, m, reduce="max")
+
+
 def test_pointwise_bce_hand_computed():
     # VerifyRM pre-training (REFERENCE §2): −[y·log σ(s) + (1 − y)·log(1 − σ(s))], batch mean; accuracy 1[s > 0] = y
     out = L.pointwise_bce(torch.tensor([2.0, -1.0, 0.5]), torch.tensor([1, 1, 0]))
