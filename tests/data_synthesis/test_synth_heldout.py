@@ -8,7 +8,7 @@ import pytest
 from data_synthesis.config import SynthesizeConfig
 from data_synthesis.heldout import heldout_examples
 from data_synthesis.pipeline import run_synthesis
-from data_synthesis.synthetic import FAMILIES, generate_tasks
+from data_synthesis.synthetic import FAMILIES, NO_CLAIM, generate_tasks
 from longrm.eval.samples import load_samples
 from longrm.judging.parsers import parse_pointwise
 from longrm.records import load_preference_records
@@ -104,14 +104,20 @@ def test_rm_view_prefers_the_best_voted_response(tmp_path):
         assert len(r.prompt) == 1 and user.endswith(r.question) and not re.search(r"<[A-Z]{2,4}>", user)
 
 
-def test_oracle_judgements_quote_evidence_then_score(tmp_path):
-    cfg = _cfg(tmp_path)
+@pytest.mark.parametrize("quote", ["evidence", "claim"])
+def test_oracle_judgements_quote_then_score(tmp_path, quote):
+    judges = [{"name": f"oracle-{i}", "backend": "oracle", "oracle": {"seed": i, "quote": quote}} for i in (1, 2, 3)]
+    cfg = _cfg(tmp_path, judges=judges)
     run_synthesis(cfg)
     for r in load_preference_records(cfg.output.path):
-        m = re.match(r"\[Analysis\]\nThe context says: (.*) The response says: (.*)\. So it ", r.chosen, re.S)
+        if quote == "evidence":
+            m = re.match(r"\[Analysis\]\nThe context says: (.*) The response says: (.*)\. So it ", r.chosen, re.S)
+        else:
+            m = re.match(r"\[Analysis\]\nThe response says: (.*)\. So it ", r.chosen, re.S)
         if not m:  # the oracle's simulated parse failures never win a vote
             raise AssertionError(r.chosen)
-        assert m.group(1) in r.prompt[-1]["content"]
+        if m.group(1) != NO_CLAIM:  # the quote is the context's evidence / the response's claim
+            assert m.group(1) in r.prompt[-1]["content"]
         assert parse_pointwise(r.chosen).value == r.metadata["chosen_score"]
 
 
