@@ -11,7 +11,8 @@
 from __future__ import annotations
 
 import random
-from pathlib import Path
+
+from ..records import load_rows
 
 __all__ = ["arithmetic_rows", "parse_arithmetic_spec", "load_prompt_rows", "INSTRUCTION"]
 
@@ -67,23 +68,7 @@ def load_prompt_rows(path: str, split: str | None = "train", limit: int | None =
     if path.startswith("arithmetic"):
         rows = arithmetic_rows(**parse_arithmetic_spec(path))
     else:
-        p = Path(path)
-        if p.suffix in (".jsonl", ".json"):
-            from datasets import load_dataset
-
-            ds = load_dataset("json", data_files=str(p), split="train")
-        elif p.suffix == ".parquet":
-            from datasets import load_dataset
-
-            ds = load_dataset("parquet", data_files=str(p), split="train")
-        elif p.is_dir():
-            from datasets import DatasetDict, load_from_disk
-
-            ds = load_from_disk(str(p))
-            if isinstance(ds, DatasetDict):
-                ds = ds[split or "train"]
-        else:
-            raise FileNotFoundError(f"{path}: not a prompt spec, .jsonl, .parquet or dataset folder")
+        ds = load_rows(path, split or "train")  # jsonl / json / parquet / a save_to_disk folder
         rows = []
         for i, r in enumerate(ds):
             try:

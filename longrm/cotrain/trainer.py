@@ -41,20 +41,12 @@ import torch
 from transformers import TrainerCallback
 from trl import GRPOTrainer
 
-from ..scorers.base import DataParallel, Sample, UpdateBatch, group_ids, has_hook
+from ..scorers.base import DataParallel, Sample, UpdateBatch, group_ids, has_hook, message_text
 
 __all__ = ["CoTrainer", "ScorerReward", "RuleReward", "to_samples", "MetricsJsonl"]
 
 
-def _text(x: Any) -> str:
-    """A prompt / completion as text: plain string, or the contents of chat messages (user turns for a prompt)."""
-    if isinstance(x, str):
-        return x
-    if isinstance(x, list):
-        users = [m.get("content", "") for m in x if isinstance(m, dict) and m.get("role") == "user"]
-        parts = users or [m.get("content", "") for m in x if isinstance(m, dict)]
-        return "\n\n".join(p for p in parts if isinstance(p, str))
-    return str(x)
+_text = message_text  # a prompt / completion as text (user turns of chat messages)
 
 
 def to_samples(prompts: list, completions: list, group_size: int, answer: list | None = None,

@@ -26,7 +26,19 @@ from typing import Any, Iterable, Protocol, Sequence, runtime_checkable
 
 import torch
 
-__all__ = ["Sample", "GroupTransform", "UpdateBatch", "DataParallel", "Scorer", "has_hook", "group_ids"]
+__all__ = ["Sample", "GroupTransform", "UpdateBatch", "DataParallel", "Scorer", "has_hook", "group_ids", "message_text"]
+
+
+def message_text(x: Any) -> str:
+    """A prompt / completion as the text a scorer reads: a string as is; chat messages → their user turns joined by
+    a blank line (every turn's content when there is no user turn); anything else → ``str(x)``."""
+    if isinstance(x, str):
+        return x
+    if isinstance(x, list):
+        users = [m.get("content", "") for m in x if isinstance(m, dict) and m.get("role") == "user"]
+        parts = users or [m.get("content", "") for m in x if isinstance(m, dict)]
+        return "\n\n".join(p for p in parts if isinstance(p, str))
+    return str(x)
 
 
 @dataclass

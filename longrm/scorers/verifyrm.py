@@ -36,7 +36,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from .base import Sample
+from .base import Sample, message_text
+from ..records import load_rows
 from .longrm_rm import verify_text
 
 __all__ = ["VerifyRow", "JUDGE_SYSTEM", "judge_messages", "parse_verdict", "question_text", "arithmetic_verify_rows",
@@ -96,12 +97,8 @@ def parse_verdict(text: Any) -> int | None:
 def question_text(prompt: Any) -> str:
     """A question as the co-training loop's ``Sample.prompt``: a string as is; chat messages → their user turns
     joined by a blank line (all turns when there is no user turn), as ``longrm.cotrain.trainer`` does."""
-    if isinstance(prompt, str):
-        return prompt
-    if isinstance(prompt, list):
-        users = [m.get("content", "") for m in prompt if isinstance(m, dict) and m.get("role") == "user"]
-        parts = users or [m.get("content", "") for m in prompt if isinstance(m, dict)]
-        return "\n\n".join(p for p in parts if isinstance(p, str))
+    if isinstance(prompt, (str, list)):
+        return message_text(prompt)
     raise ValueError("question must be a string or a list of {role, content} messages")
 
 
@@ -185,23 +182,7 @@ def load_verify_rows(path: str, split: str | None = "train", limit: int | None =
     if path.startswith("arithmetic-verify"):
         rows = arithmetic_verify_rows(**parse_verify_spec(path))
         return rows[:limit] if limit else rows
-    p = Path(path)
-    if p.suffix in (".jsonl", ".json"):
-        from datasets import load_dataset
-
-        ds = load_dataset("json", data_files=str(p), split="train")
-    elif p.suffix == ".parquet":
-        from datasets import load_dataset
-
-        ds = load_dataset("parquet", data_files=str(p), split="train")
-    elif p.is_dir():
-        from datasets import DatasetDict, load_from_disk
-
-        ds = load_from_disk(str(p))
-        if isinstance(ds, DatasetDict):
-            ds = ds[split or "train"]
-    else:
-        raise FileNotFoundError(f"{path}: not an 'arithmetic-verify:' spec, .jsonl, .parquet or dataset folder")
+    ds = load_rows(path, split or "train")  # jsonl / json / parquet / a save_to_disk folder
     rows: list[VerifyRow] = []
     for i, r in enumerate(ds):
         try:
