@@ -44,9 +44,11 @@ _TINY_PRESETS = {
     # groups of up to 3 digits (Llama-3's rule: a 3-digit code is one token, so "is the response's code in the
     # context?" is a one-token match a small model learns; digit by digit it did not), one more layer. Llama-
     # shaped because transformers 5 loads every qwen2 folder with Qwen2Tokenizer, which replaces the saved
-    # pre-tokenizer with Qwen2's one-digit rule; a llama folder keeps its tokenizer.json as saved
+    # pre-tokenizer with Qwen2's one-digit rule; a llama folder keeps its tokenizer.json as saved. Tied input
+    # and output embeddings: copying a rare token (a code from the context) is then the identity map, which an
+    # untied output layer has to learn separately for each of the ~1,000 codes
     "judge": dict(arch="llama", corpus="judge", vocab_size=8192, num_layers=3, num_heads=4, num_kv_heads=4,
-                  number_groups=True),
+                  number_groups=True, tie_embeddings=True),
 }
 
 
@@ -141,7 +143,7 @@ def build_tiny_tokenizer(out_dir: str | os.PathLike, vocab_size: int = 4096, see
 def build_tiny(out_dir: str | os.PathLike, arch: str = "qwen2", vocab_size: int = 4096, hidden_size: int = 64,
                num_layers: int = 2, num_heads: int = 4, num_kv_heads: int = 2, intermediate_size: int | None = None,
                max_position_embeddings: int = 131072, seed: int = 0, num_labels: int = 1, corpus: str = "base",
-               number_groups: bool = False) -> Path:
+               number_groups: bool = False, tie_embeddings: bool = False) -> Path:
     """Build a tiny random-init Llama- or Qwen2-shaped causal LM plus tokenizer and save both to ``out_dir``.
 
     Load it back with ``AutoModelForCausalLM.from_pretrained(out_dir)`` (or ``AutoModelForSequenceClassification``
@@ -155,7 +157,7 @@ def build_tiny(out_dir: str | os.PathLike, arch: str = "qwen2", vocab_size: int 
     n_vocab = ((len(tok) + 63) // 64) * 64
     common = dict(vocab_size=n_vocab, hidden_size=hidden_size, intermediate_size=intermediate_size or 4 * hidden_size,
                   num_hidden_layers=num_layers, num_attention_heads=num_heads, num_key_value_heads=num_kv_heads,
-                  max_position_embeddings=max_position_embeddings, tie_word_embeddings=False,
+                  max_position_embeddings=max_position_embeddings, tie_word_embeddings=tie_embeddings,
                   bos_token_id=None, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
                   num_labels=num_labels, rope_theta=1_000_000.0, use_cache=False)
     if arch == "qwen2":
@@ -172,7 +174,7 @@ def build_tiny(out_dir: str | os.PathLike, arch: str = "qwen2", vocab_size: int 
 
 def _tiny_cached(preset: str) -> Path:
     kw = dict(_TINY_PRESETS[preset])
-    params = dict(arch=kw["arch"], v=3) if len(kw) == 1 else dict(kw, v=6)
+    params = dict(arch=kw["arch"], v=3) if len(kw) == 1 else dict(kw, v=7)
     key = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
     final = cache_dir() / f"tiny-{preset}-{key}"
     if (final / "config.json").exists():

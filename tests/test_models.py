@@ -64,4 +64,5 @@ def test_tiny_judge_preset_reads_task_text_as_words(tiny_model_dir):
     assert [tok.decode([i]) for i in tok.encode(" in 1715", add_special_tokens=False)][-2:] == ["171", "5"]
     m = load_causal_lm(ModelConfig(name_or_path="tiny:judge", dtype="float32"))
     assert m.config.num_hidden_layers == 3 and m.config.vocab_size >= len(tok)
+    assert m.get_output_embeddings().weight is m.get_input_embeddings().weight  # tied: a copy is the identity map
     assert resolve_model_path("tiny:qwen2") != path
