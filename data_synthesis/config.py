@@ -115,10 +115,11 @@ class OracleConfig(Section):
     fail_rate: float = Field(0.05, ge=0, le=1, description="probability of an unparseable judgement")
     position_bias: float = Field(0.1, ge=0, le=1, description="pairwise: probability of answering [[A]] blindly")
     delay_s: float = Field(0.0, ge=0, description="simulated latency per judge call (resume tests and demos)")
-    quote: Literal["evidence", "claim"] = Field(
+    quote: Literal["evidence", "claim", "none"] = Field(
         "evidence", description="pointwise analyses of tasks with gold evidence: evidence = quote the context's "
         "evidence sentence and the response's claim, then weigh them; claim = quote only the response's claim (a "
-        "shorter judgement that needs no copy from the long context)")
+        "shorter judgement that needs no copy from the long context); none = the verdict alone (no copy at all: what a "
+        "small judge can learn before it can copy a token)")
     seed: int = 0
 
 

