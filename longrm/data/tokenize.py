@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Literal, Sequence
 
-__all__ = ["encode_prompt", "encode_completion", "keep_head_tail", "pad_batch", "Truncator", "TooLong"]
+__all__ = ["encode_prompt", "encode_completion", "encode_scored", "keep_head_tail", "pad_batch", "Truncator", "TooLong"]
 
 
 def encode_prompt(tokenizer, messages: Sequence[dict]) -> list[int]:
@@ -27,6 +27,20 @@ def encode_completion(tokenizer, text: str, add_eos: bool = True) -> list[int]:
     if add_eos and tokenizer.eos_token_id is not None:
         ids = ids + [tokenizer.eos_token_id]
     return ids
+
+
+def encode_scored(tokenizer, messages: Sequence[dict]) -> list[int]:
+    """Token ids a discriminative RM scores for ``[*prompt, assistant]``, exactly as the DisRM trained on them.
+
+    ``encode_prompt(prompt) + encode_completion(answer)``: the sequence ends at the completion's EOS, where
+    training read the reward (``branch_rewards``).  A chat template applied to the whole conversation ends one
+    token later (ChatML adds a newline after ``<|im_end|>``), and a reward read there comes from an untrained
+    position.
+    """
+    messages = list(messages)
+    if not messages or messages[-1].get("role") != "assistant":
+        raise ValueError("encode_scored needs a conversation ending with the assistant's answer")
+    return encode_prompt(tokenizer, messages[:-1]) + encode_completion(tokenizer, messages[-1]["content"])
 
 
 def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int, left: bool = False):

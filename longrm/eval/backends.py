@@ -146,10 +146,9 @@ class LocalScorer:
         self._torch = torch
 
     def _encode(self, conv: Conversation) -> list[int]:
-        out = self.tok.apply_chat_template(list(conv), tokenize=True, add_generation_prompt=False)
-        if isinstance(out, dict) or hasattr(out, "keys"):
-            out = out["input_ids"]
-        return self.truncation(list(out))
+        from ..data.tokenize import encode_scored
+
+        return self.truncation(encode_scored(self.tok, conv))  # the training encoding (reward at the EOS)
 
     def score(self, convs: Sequence[Conversation]) -> list[float]:
         from ..data.tokenize import pad_batch

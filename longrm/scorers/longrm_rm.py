@@ -36,7 +36,7 @@ from typing import Literal, Sequence
 
 import torch
 
-from ..data.tokenize import pad_batch
+from ..data.tokenize import encode_scored, pad_batch
 from .base import Sample, UpdateBatch
 
 __all__ = ["LongRMScorer", "judge_messages", "rm_messages", "verify_text", "normalize_score", "cooper_pairs",
@@ -199,10 +199,7 @@ class LongRMScorer:
     def _encode(self, s: Sample) -> list[int]:
         if self.input_format == "verify":
             return list(self.tok(verify_text(s), add_special_tokens=False)["input_ids"])
-        out = self.tok.apply_chat_template(rm_messages(s), tokenize=True, add_generation_prompt=False)
-        if isinstance(out, dict) or hasattr(out, "keys"):
-            out = out["input_ids"]
-        return list(out)
+        return encode_scored(self.tok, rm_messages(s))  # the DisRM's training encoding (reward at the EOS)
 
     def raw_scores(self, samples: Sequence[Sample]) -> torch.Tensor:
         """[N] samples → [N] head outputs at each sequence's last real token (with autograd when enabled)."""
