@@ -84,6 +84,9 @@ class TrainConfig(Section):
     adam_betas: tuple[float, float] = (0.9, 0.95)
     grad_clip: float = Field(1.0, ge=0, description="max grad norm (0: off)")
     epochs: int = Field(1, ge=1)
+    curriculum: Literal["none", "length"] = Field(
+        "none", description="length: the first epoch runs shortest examples first (lengths grow through the epoch; "
+        "later epochs shuffled), so a small model learns a lookup on short contexts before long ones")
     max_steps: int | None = Field(None, ge=1, description="optimizer steps; overrides epochs when set")
     micro_batch_size: int = Field(1, ge=1, description="examples per rank per forward")
     gradient_accumulation_steps: int = Field(1, ge=1)

@@ -5,11 +5,16 @@ Epoch ``e`` is a permutation of the dataset seeded by ``seed + e`` (the same on 
 ``micro_batch_size`` examples (packed into one row each).  Only whole optimizer steps are kept per epoch, so
 all ranks run the same number of micro steps.  The position (epoch, micro step inside the epoch) is all that
 is needed to resume exactly.
+
+``curriculum="length"`` (``train.curriculum``) orders the first epoch by example length, shortest first (ties in
+the epoch's random order): a small model learns a retrieval on short contexts, where the attention to the one
+relevant token is strong enough to train, and the lengths grow as it sharpens.  Later epochs are shuffled.
 """
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Sequence
 
 __all__ = ["DPSampler"]
 
@@ -23,8 +28,14 @@ class DPSampler:
     accumulation: int
     seed: int = 0
     shuffle: bool = True
+    lengths: Sequence[int] | None = None  # per example, for curriculum="length"
+    curriculum: str = "none"
 
     def __post_init__(self):
+        if self.curriculum not in ("none", "length"):
+            raise ValueError(f"curriculum must be 'none' or 'length', got {self.curriculum!r}")
+        if self.curriculum == "length" and (self.lengths is None or len(self.lengths) != self.num_examples):
+            raise ValueError("curriculum='length' needs one length per example")
         if not 0 <= self.dp_rank < self.dp_size:
             raise ValueError(f"dp_rank {self.dp_rank} outside dp_size {self.dp_size}")
         if self.steps_per_epoch == 0:
@@ -45,6 +56,8 @@ class DPSampler:
         idx = list(range(self.num_examples))
         if self.shuffle:
             random.Random(self.seed + epoch).shuffle(idx)
+        if self.curriculum == "length" and epoch == 0:
+            idx.sort(key=lambda i: self.lengths[i])  # stable: equal lengths keep the shuffled order
         return idx
 
     def micro_batches(self, epoch: int, start: int = 0):

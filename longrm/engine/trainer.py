@@ -83,7 +83,8 @@ class Trainer:
         self.hub_branch = hub_branch or f"{name}-checkpoints"
         self.out = Path(train.output_dir)
         self.sampler = DPSampler(len(dataset), par.dp_size, par.dp_rank, train.micro_batch_size,
-                                 train.gradient_accumulation_steps, seed=train.seed)
+                                 train.gradient_accumulation_steps, seed=train.seed, curriculum=train.curriculum,
+                                 lengths=[len(x) for x in dataset] if train.curriculum == "length" else None)
         self._submitted: list[str] = []
         self.total_steps = train.max_steps or train.epochs * self.sampler.steps_per_epoch
 

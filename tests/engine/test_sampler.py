@@ -40,3 +40,22 @@ def test_eval_batches_cover_once_and_match_in_count():
         got += [i for idx, w in b if w for i in idx]
     assert counts[0] == counts[1]  # same number of forwards on every rank (collectives stay matched)
     assert sorted(got) == list(range(n))
+
+
+def test_length_curriculum_first_epoch_shortest_first():
+    lengths = [50, 10, 40, 10, 30, 20, 60, 10]
+    s = DPSampler(8, dp_size=2, dp_rank=0, micro_batch_size=1, accumulation=1, seed=3, curriculum="length",
+                  lengths=lengths)
+    first = s.order(0)
+    assert [lengths[i] for i in first] == sorted(lengths)
+    # ties keep the epoch's random order; later epochs are the plain shuffles
+    plain = DPSampler(8, 2, 0, 1, 1, seed=3)
+    assert [i for i in first if lengths[i] == 10] == [i for i in plain.order(0) if lengths[i] == 10]
+    assert s.order(1) == plain.order(1)
+    # both DP ranks read interleaved shards of the same sorted order: lengths grow on every rank
+    r1 = DPSampler(8, 2, 1, 1, 1, seed=3, curriculum="length", lengths=lengths)
+    for smp in (s, r1):
+        got = [lengths[b[0]] for _, b in smp.micro_batches(0)]
+        assert got == sorted(got)
+    with pytest.raises(ValueError, match="one length per example"):
+        DPSampler(8, 1, 0, 1, 1, curriculum="length", lengths=[1, 2])
