@@ -27,7 +27,12 @@ def test_quickstart_pipeline_end_to_end(tmp_path):
     for run in ("base", "sft", "logo", "disrm_base", "disrm"):
         m = json.loads((qs / "eval" / run / "metrics.json").read_text())
         assert m["n_samples"] == m["n_pairwise"] + m["n_best_of_n"] == 8 and m["mode"]
-    assert "Long-RewardBench comparison" in (qs / "eval" / "disrm" / "comparison.md").read_text()
+    assert "Long-RewardBench comparison" in (qs / "eval" / "logo" / "comparison.md").read_text()
+    # the generative judge starts from the trained DisRM's backbone (the DisRM step runs first)
+    order = list(state)
+    assert order.index("disrm") < order.index("sft")
+    sft_cfg = (qs / "sft" / "resolved_config.yaml").read_text()
+    assert str(qs / "disrm" / "final") in sft_cfg
     # the before/after table and the JSON line carry the same numbers as the eval runs
     q = result["quality"]
     assert set(q) == {"generative judge (pointwise)", "discriminative RM"}
