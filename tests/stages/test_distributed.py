@@ -42,7 +42,11 @@ def _same_losses(a, b, tol=1e-4, eval_examples=7):
     assert eb["loss"] == pytest.approx(ea["loss"], abs=tol)
 
 
-def _same_weights(a, b, tol=1e-4):
+def _same_weights(a, b, tol=2.5e-4):
+    # Adam normalises each element's step (m / sqrt(v)), so an element whose gradient is a near-cancelling sum
+    # (|g| ~ eps) moves by an amount that depends on the summation order of DP / ZeRO-3 reductions: measured worst
+    # 1.2e-4 (one DisRM embedding row, 3 steps at lr 2e-3; identical at e4527d2, so not from later code).
+    # A wrong gradient direction moves whole tensors by ~lr.
     from safetensors.torch import load_file
 
     wa, wb = load_file(str(a / "final" / "model.safetensors")), load_file(str(b / "final" / "model.safetensors"))
