@@ -55,17 +55,17 @@ class OracleJudge(Judge):
             score = grade
             if rng.random() < self.noise:
                 score = min(10, max(0, grade + rng.choice([-2, -1, 1, 2])))
-            if req.hint.get("evidence") and self.quote == "none":  # the verdict alone, no quote
-                return Judgement(f"[Analysis]\nChecked against the context, the response {_describe(score)}."
-                                 f"\n[Score: {score}]")
-            if req.hint.get("evidence") and self.quote == "claim":  # the response's claim only
-                return Judgement(f"[Analysis]\nThe response says: {req.hint['claims'][0]}. So it {_describe(score)}."
-                                 f"\n[Score: {score}]")
-            if req.hint.get("evidence"):  # quote the evidence and the claim, then weigh them
-                return Judgement(f"[Analysis]\nThe context says: {req.hint['evidence']} The response says: "
-                                 f"{req.hint['claims'][0]}. So it {_describe(score)}.\n[Score: {score}]")
-            return Judgement(f"[Analysis]\nChecking the response against the passages inside the tagged context: "
-                             f"it {_describe(score)}.\n[Score: {score}]")
+            verdict = _describe(score)
+            if not req.hint.get("evidence"):
+                analysis = f"Checking the response against the passages inside the tagged context: it {verdict}."
+            elif self.quote == "none":  # the verdict alone, no quote
+                analysis = f"Checked against the context, the response {verdict}."
+            elif self.quote == "claim":  # the response's claim only
+                analysis = f"The response says: {req.hint['claims'][0]}. So it {verdict}."
+            else:  # quote the evidence and the claim, then weigh them
+                analysis = (f"The context says: {req.hint['evidence']} The response says: {req.hint['claims'][0]}. "
+                            f"So it {verdict}.")
+            return Judgement(f"[Analysis]\n{analysis}\n[Score: {score}]")
         ga, gb = (int(g) for g in req.hint["grades"])
         if rng.random() < self.position_bias:
             pick = "A"
