@@ -4,8 +4,8 @@ Registered: ``rule`` (verifier, {0, 1}), ``longrm`` (generative judge or discrim
 online update of the discriminative RM), ``hero`` (HERO stratified rewards + variance-aware advantage weights
 over the ``longrm`` RM), ``rubric`` (weighted binary criteria from a JSON-answering judge, REFERENCE §4),
 ``spark`` (verifier reward + pointwise / pairwise judge tasks and reflection tasks recycled into the loop, §5).
-Rubric refinement by progressive differentiation (§4): :mod:`.rubric_refine`.  Not implemented yet: SPARK's
-test-time self-judge → reflect procedure (§5).
+Rubric refinement by progressive differentiation (§4): :mod:`.rubric_refine`.  SPARK's test-time answer →
+self-judge → reflect procedure (§5): :mod:`.spark_infer` (``longrm spark_infer``).
 """
 from __future__ import annotations
 

@@ -20,7 +20,11 @@ The co-training loop queues the tasks and swaps them for whole prompt groups of 
 (:mod:`longrm.cotrain.trainer`); which queued tasks fill those slots is :meth:`SparkScorer.pick_tasks`: the
 oldest first, or with ``task_ratios`` a fixed mix of kinds (:class:`TaskMix`).
 
-Not implemented: SPARK's test-time answer → self-judge → reflect procedure.
+The judge and reflection prompts are built by :func:`pointwise_prompt`, :func:`pairwise_prompt` and
+:func:`reflection_prompt`; a judge's reply is read by :func:`parse_pointwise` / :func:`parse_pairwise`, which accept
+exactly what the rule verifier rewards for the ``Yes`` / ``No`` / ``A`` / ``B`` labels.  SPARK's test-time
+procedure (answer → self-judge → reflect when judged wrong) uses the same builders and parsers:
+:mod:`longrm.scorers.spark_infer`.
 """
 from __future__ import annotations
 
@@ -31,35 +35,68 @@ from typing import Mapping, Sequence
 import torch
 
 from .base import Sample, UpdateBatch
-from .rule import RuleScorer
+from .rule import RuleScorer, exact_match
 
 __all__ = ["SparkScorer", "pointwise_task", "pairwise_task", "reflection_task", "spark_tasks", "TaskMix", "TASK_MARK",
-           "TASK_KINDS"]
+           "TASK_KINDS", "pointwise_prompt", "pairwise_prompt", "reflection_prompt", "parse_verdict", "parse_pointwise",
+           "parse_pairwise"]
 
 TASK_MARK = "[judge task]"  # first line of every emitted prompt (reflection too): tasks are never recycled
 TASK_KINDS = ("pointwise", "pairwise", "reflection")
 
 
-def pointwise_task(question: str, answer: str, correct: bool) -> dict:
-    """Prompt row asking whether ``answer`` answers ``question`` correctly; label ``Yes`` / ``No``."""
+def pointwise_prompt(question: str, answer: str) -> list[dict]:
+    """Chat messages asking whether ``answer`` answers ``question`` correctly (reply ``Yes`` / ``No``)."""
     text = (f"{TASK_MARK}\nQuestion: {question}\nProposed answer: {answer}\n"
             "Is the proposed answer correct? Reply with Yes or No.")
-    return {"prompt": [{"role": "user", "content": text}], "answer": "Yes" if correct else "No", "task": "pointwise"}
+    return [{"role": "user", "content": text}]
+
+
+def pairwise_prompt(question: str, a: str, b: str) -> list[dict]:
+    """Chat messages showing two answers as (A)/(B) and asking for the letter of the correct one."""
+    text = (f"{TASK_MARK}\nQuestion: {question}\n(A) {a}\n(B) {b}\n"
+            "Exactly one answer is correct. Reply with the letter of the correct answer.")
+    return [{"role": "user", "content": text}]
+
+
+def reflection_prompt(question: str, wrong: str) -> list[dict]:
+    """Chat messages showing an answer to ``question`` said to be incorrect and asking for the corrected one."""
+    text = (f"{TASK_MARK}\nQuestion: {question}\nProposed answer: {wrong}\n"
+            "The proposed answer is incorrect. Say briefly what is wrong with it, then give the correct answer.")
+    return [{"role": "user", "content": text}]
+
+
+def parse_verdict(text: str, labels: Sequence[str]) -> str | None:
+    """The one label of ``labels`` that the rule verifier accepts for ``text`` (one-word labels are matched by word:
+    last ``\\boxed{}`` / "answer is" word, else the last word; case-insensitive), or None when none does."""
+    hits = [label for label in labels if exact_match(text, label)]
+    return hits[0] if len(hits) == 1 else None
+
+
+def parse_pointwise(text: str) -> str | None:
+    """A pointwise judgement → ``"Yes"`` / ``"No"`` / None (unparsed): ``"yes."`` → Yes, ``"7"`` → None."""
+    return parse_verdict(text, ("Yes", "No"))
+
+
+def parse_pairwise(text: str) -> str | None:
+    """A pairwise judgement → ``"A"`` / ``"B"`` / None (unparsed): ``"The answer is B."`` → B."""
+    return parse_verdict(text, ("A", "B"))
+
+
+def pointwise_task(question: str, answer: str, correct: bool) -> dict:
+    """Prompt row asking whether ``answer`` answers ``question`` correctly; label ``Yes`` / ``No``."""
+    return {"prompt": pointwise_prompt(question, answer), "answer": "Yes" if correct else "No", "task": "pointwise"}
 
 
 def pairwise_task(question: str, right: str, wrong: str, right_first: bool) -> dict:
     """Prompt row showing two answers as (A)/(B); label = the letter of the right one."""
     a, b = (right, wrong) if right_first else (wrong, right)
-    text = (f"{TASK_MARK}\nQuestion: {question}\n(A) {a}\n(B) {b}\n"
-            "Exactly one answer is correct. Reply with the letter of the correct answer.")
-    return {"prompt": [{"role": "user", "content": text}], "answer": "A" if right_first else "B", "task": "pairwise"}
+    return {"prompt": pairwise_prompt(question, a, b), "answer": "A" if right_first else "B", "task": "pairwise"}
 
 
 def reflection_task(question: str, wrong: str, reference: str) -> dict:
     """Prompt row showing a wrong answer to ``question`` and asking for the corrected one; label = ``reference``."""
-    text = (f"{TASK_MARK}\nQuestion: {question}\nProposed answer: {wrong}\n"
-            "The proposed answer is incorrect. Say briefly what is wrong with it, then give the correct answer.")
-    return {"prompt": [{"role": "user", "content": text}], "answer": reference, "task": "reflection"}
+    return {"prompt": reflection_prompt(question, wrong), "answer": reference, "task": "reflection"}
 
 
 def spark_tasks(samples: Sequence[Sample], rule_scores: torch.Tensor, rng: random.Random,
