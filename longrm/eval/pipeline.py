@@ -32,6 +32,7 @@ class EvalDataConfig(Section):
         "auto", description="row format; auto: preference records if rows have 'rejects' or a list 'rejected'")
     tasks: list[str] | None = Field(None, description="keep only these sources (LongQA, Summ, Safety, ICL, ...)")
     tasktypes: list[Literal["PairWise", "BestOfN"]] = Field(["PairWise", "BestOfN"], description="task types")
+    lengths: list[str] | None = Field(None, description="keep only these length buckets (4k, 8k, ... 128k)")
     limit: int | None = Field(None, ge=1, description="evaluate only the first N samples (after filtering)")
     synthetic_pairwise: int = Field(14, ge=0, description="with path=synthetic: number of pairwise rows")
     synthetic_best_of_n: int = Field(9, ge=0, description="with path=synthetic: number of best-of-N rows")
@@ -108,9 +109,11 @@ def _load(cfg: EvalConfig, out: Path, rank: int) -> list[EvalSample]:
         if d.tasks:
             samples = [s for s in samples if s.source in d.tasks]
         samples = [s for s in samples if s.tasktype in d.tasktypes]
+        if d.lengths:
+            samples = [s for s in samples if s.ctx_length.lower() in {x.lower() for x in d.lengths}]
         return samples[:d.limit] if d.limit else samples
     return load_samples(d.path, split=d.split, fmt=d.format, tasks=d.tasks, tasktypes=list(d.tasktypes),
-                        limit=d.limit)
+                        lengths=d.lengths, limit=d.limit)
 
 
 def _backend(cfg: EvalConfig):

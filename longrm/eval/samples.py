@@ -169,8 +169,9 @@ def _from_preferences(path: Path, split: str | None, limit: int | None) -> list[
 def load_samples(path: str | Path, *, split: str | None = None,
                  fmt: Literal["auto", "longrewardbench", "preference"] = "auto",
                  tasks: list[str] | None = None, tasktypes: list[str] | None = None,
-                 limit: int | None = None) -> list[EvalSample]:
-    """Read benchmark samples from ``path`` (see the module docstring), filtered by task and task type.
+                 lengths: list[str] | None = None, limit: int | None = None) -> list[EvalSample]:
+    """Read benchmark samples from ``path`` (see the module docstring), filtered by task, task type and length
+    bucket (``lengths``: e.g. ``["4k", "8k"]``, case-insensitive).
 
     ``fmt="auto"`` treats rows with ``rejects`` or a list ``rejected`` (and no ``tasktype``) as preference
     records.  Ids must be unique (resuming keys on them): ids repeated only across tasks become
@@ -195,6 +196,9 @@ def load_samples(path: str | Path, *, split: str | None = None,
         samples = [s for s in samples if s.source in tasks]
     if tasktypes:
         samples = [s for s in samples if s.tasktype in tasktypes]
+    if lengths:
+        wanted = {x.lower() for x in lengths}
+        samples = [s for s in samples if s.ctx_length.lower() in wanted]
     if len({s.id for s in samples}) != len(samples):
         # The official files are one per task; ids may repeat across tasks but not within one.
         if len({(s.source, s.id) for s in samples}) == len(samples):

@@ -21,6 +21,9 @@ def test_synthetic_rows_have_the_benchmark_fields(tmp_path):
     bon = [s for s in samples if s.tasktype == "BestOfN"]
     assert [s.subtype for s in bon[:3]] == ["2", "3", "4"] and [s.n for s in bon[:3]] == [2, 3, 4]
     assert load_samples(p, tasks=["LongQA"], tasktypes=["PairWise"], limit=1)[0].source == "LongQA"
+    by_len = load_samples(p, lengths=["4K", "8k"])  # length buckets, case-insensitive
+    want = [r["id"] for r in rows if r["ctx_length_for_length"].lower() in ("4k", "8k")]
+    assert [s.id for s in by_len] == want and 0 < len(want) < len(rows)
 
 
 def test_official_folder_layout_and_ids_repeated_across_tasks(tmp_path):
