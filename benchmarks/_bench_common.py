@@ -1,4 +1,4 @@
-"""Shared pieces of the compute-core benchmarks (tiny Qwen2, data, one training step, memory probes)."""
+"""Shared pieces of the benchmarks (tiny Qwen2, data, one training step, memory probes, a scripted chat server)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ import json
 import os
 import resource
 import statistics
+import threading
 import time
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import torch
 import torch.nn.functional as F
@@ -97,3 +100,33 @@ def last_json_line(text: str) -> dict:
         if line.startswith("{"):
             return json.loads(line)
     raise ValueError("no JSON line in child output:\n" + text[-2000:])
+
+
+@contextmanager
+def scripted_chat_server(reply):
+    """A local OpenAI-compatible ``POST …/chat/completions`` endpoint whose answer is ``reply(messages)`` (a str): the
+    stand-in for a judge LLM in the CPU benchmarks (no LLM on this machine judges arithmetic).  Serves on
+    127.0.0.1 at a free port and yields its ``…/v1`` base URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - OpenAI /chat/completions
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            text = reply(body["messages"])
+            payload = json.dumps({"choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                                               "finish_reason": "stop"}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *a):
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_address[1]}/v1"
+    finally:
+        srv.shutdown()
+        srv.server_close()

@@ -36,15 +36,15 @@ import os
 import re
 import subprocess
 import sys
-import threading
 import time
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for _p in (ROOT, ROOT / "benchmarks"):
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
+
+from _bench_common import scripted_chat_server  # noqa: E402
 
 POLICY_PROMPTS = "arithmetic:n=25,seed=0,max=4,ops=+"  # every a + b with a, b in 0..4
 RM_TRAIN = "arithmetic-verify:n=100,seed=0,max=9,ops=+,k=8,long_right=0.9,long_wrong=0.1"
@@ -64,44 +64,25 @@ def lenient_verdict(user_message: str) -> str:
     return "Yes" if ref.group(1).strip() in re.findall(r"-?\d+", resp.group(1)) else "No"
 
 
-class _JudgeHandler(BaseHTTPRequestHandler):
-    def do_POST(self):  # noqa: N802 - OpenAI /chat/completions
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        text = lenient_verdict(body["messages"][-1]["content"])
-        payload = json.dumps({"choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                                           "finish_reason": "stop"}]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *a):
-        pass
-
-
-@contextmanager
 def judge_server():
-    """The scripted judge on 127.0.0.1 (a free port); yields its ``…/v1`` base URL."""
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _JudgeHandler)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{srv.server_address[1]}/v1"
-    finally:
-        srv.shutdown()
+    """The scripted judge on 127.0.0.1 (a free port); a context manager yielding its ``…/v1`` base URL."""
+    return scripted_chat_server(lambda messages: lenient_verdict(messages[-1]["content"]))
 
 
 # -- phases --------------------------------------------------------------------------------------------------------
 
-def pretrain_rm(out: Path, steps: int, env: dict) -> tuple[Path, dict]:
-    """``longrm verifyrm`` on the length-biased rows (subprocess); returns the final RM folder and its report."""
+def pretrain_rm(out: Path, steps: int, env: dict, train: str = RM_TRAIN, eval_: str = RM_EVAL,
+                extra: tuple[str, ...] = ()) -> tuple[Path, dict]:
+    """``longrm verifyrm`` on ``train`` rows (default: the length-biased ones) through the scripted judge
+    (subprocess; ``extra``: more command-line overrides); returns the final RM folder and its report."""
     final = out / "final"
     if not (final / "model.safetensors").exists():
         with judge_server() as url:
             cmd = [sys.executable, "-m", "longrm", "verifyrm", "--config", str(ROOT / "configs" / "verifyrm_tiny.yaml"),
-                   "--data.path", RM_TRAIN, "--data.eval_path", RM_EVAL, "--train.output_dir", str(out),
+                   "--data.path", train, "--data.eval_path", eval_, "--train.output_dir", str(out),
                    "--train.max_steps", str(steps), "--train.eval_every", "0", "--train.save_every", "0",
-                   "--verifyrm.judge_server.base_url", url, "--verifyrm.judge_server.model", "scripted-judge"]
+                   "--verifyrm.judge_server.base_url", url, "--verifyrm.judge_server.model", "scripted-judge",
+                   *extra]
             proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         if proc.returncode != 0:
             raise SystemExit(f"longrm verifyrm failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
@@ -169,18 +150,25 @@ def grpo_run(kind: str, policy: Path, rm: Path, out: Path, a) -> list[dict]:
     args = [x for k, v in ov.items() for x in (f"--{k}", str(v))]
     cfg = load_config(CotrainConfig, ROOT / "configs" / "cotrain_tiny.yaml", args)
     tr = run_cotrain(cfg, trainer_cls=_recorder())
+    rows = metric_rows(out / "metrics.jsonl", tr.samples)
+    done.write_text(json.dumps(rows))
+    return rows
+
+
+def metric_rows(metrics: Path, samples: list, extra: dict[str, str] | None = None) -> list[dict]:
+    """Per-step rows of a :func:`_recorder` run's ``metrics.jsonl`` (reward, verifier accuracy, pair accuracy, …,
+    plus ``extra``: row key → metrics key) with each step's recorded ``samples``."""
     rows = []
-    for line in (out / "metrics.jsonl").read_text().splitlines():
+    for line in metrics.read_text().splitlines():
         r = json.loads(line)
         if "reward" not in r:
             continue
         rows.append({"step": r["step"], "reward": r["reward"], "verifier_accuracy": r["rewards/rule/mean"],
                      "pair_accuracy": r.get("bench/pair_accuracy"), "pairs": r.get("bench/pairs"),
                      "empty": r.get("bench/empty"), "mean_length": r.get("completions/mean_length"),
-                     "rm_loss": r.get("rm/loss")})
-    for row, smp in zip(rows, tr.samples):
+                     "rm_loss": r.get("rm/loss"), **{k: r.get(v) for k, v in (extra or {}).items()}})
+    for row, smp in zip(rows, samples):
         row["samples"] = smp
-    done.write_text(json.dumps(rows))
     return rows
 
 
