@@ -43,6 +43,7 @@ from typing import Any, Literal, Protocol, Sequence
 from pydantic import Field
 
 from ..config import ModelConfig, Section
+from ..cotrain.run import CotrainData
 from .base import message_text
 from .rule import RuleScorer, extract_final_answer, normalize_answer
 from .spark import pairwise_prompt, parse_pairwise, parse_pointwise, pointwise_prompt, reflection_prompt
@@ -230,11 +231,10 @@ def reflection_report(records: Sequence[ReflectRecord], rule: RuleScorer) -> dic
 
 # -- the `longrm spark_infer` stage -----------------------------------------------------------------------------------
 
-class SparkInferData(Section):
+class SparkInferData(CotrainData):
+    """The co-training prompt sets (the same loader, ``load_prompt_rows``), a smaller default set."""
     path: str = Field("arithmetic:n=64,seed=0", description="prompts: 'arithmetic:n=..,seed=..,max=..,ops=+-*' "
                       "(built in) or jsonl / parquet / save_to_disk with prompt (+ answer) columns")
-    split: str | None = Field("train", description="split inside a DatasetDict folder")
-    limit: int | None = Field(None, ge=1, description="use only the first N prompts")
 
 
 class SparkInferSection(Section):
