@@ -99,18 +99,14 @@ def _maybe_init_dist(cfg: EvalConfig) -> bool:
 def _load(cfg: EvalConfig, out: Path, rank: int) -> list[EvalSample]:
     d = cfg.data
     if d.path == "synthetic":
-        from .samples import sample_from_row
+        from .samples import filter_samples, sample_from_row
         from .synthetic import make_rows, write_rows
 
         rows = make_rows(d.synthetic_pairwise, d.synthetic_best_of_n)
         if rank == 0:
             write_rows(rows, out / "samples.jsonl")
         samples = [sample_from_row(r, f"synthetic row {i}") for i, r in enumerate(rows)]
-        if d.tasks:
-            samples = [s for s in samples if s.source in d.tasks]
-        samples = [s for s in samples if s.tasktype in d.tasktypes]
-        if d.lengths:
-            samples = [s for s in samples if s.ctx_length.lower() in {x.lower() for x in d.lengths}]
+        samples = filter_samples(samples, tasks=d.tasks, tasktypes=list(d.tasktypes), lengths=d.lengths)
         return samples[:d.limit] if d.limit else samples
     return load_samples(d.path, split=d.split, fmt=d.format, tasks=d.tasks, tasktypes=list(d.tasktypes),
                         lengths=d.lengths, limit=d.limit)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Literal
 
-__all__ = ["EvalSample", "SampleError", "TASKS", "LENGTHS", "load_samples", "sample_from_row", "task_prompt"]
+__all__ = ["EvalSample", "SampleError", "TASKS", "LENGTHS", "load_samples", "filter_samples", "sample_from_row", "task_prompt"]
 
 TASKS = ("LongQA", "Summ", "Safety", "ICL", "Cite", "Code", "Math")
 LENGTHS = ("4k", "8k", "16k", "32k", "64k", "128k")
@@ -166,6 +166,15 @@ def _from_preferences(path: Path, split: str | None, limit: int | None) -> list[
     return out
 
 
+def filter_samples(samples: list[EvalSample], *, tasks: list[str] | None = None, tasktypes: list[str] | None = None,
+                   lengths: list[str] | None = None) -> list[EvalSample]:
+    """Keep the samples of the given tasks (sources), task types and length buckets (case-insensitive); None or
+    empty keeps all."""
+    wanted = {x.lower() for x in lengths} if lengths else None
+    return [s for s in samples if (not tasks or s.source in tasks) and (not tasktypes or s.tasktype in tasktypes)
+            and (wanted is None or s.ctx_length.lower() in wanted)]
+
+
 def load_samples(path: str | Path, *, split: str | None = None,
                  fmt: Literal["auto", "longrewardbench", "preference"] = "auto",
                  tasks: list[str] | None = None, tasktypes: list[str] | None = None,
@@ -192,13 +201,7 @@ def load_samples(path: str | Path, *, split: str | None = None,
         elif first is not None:
             for where, row in [first, *rows]:
                 samples.append(sample_from_row(row, where))
-    if tasks:
-        samples = [s for s in samples if s.source in tasks]
-    if tasktypes:
-        samples = [s for s in samples if s.tasktype in tasktypes]
-    if lengths:
-        wanted = {x.lower() for x in lengths}
-        samples = [s for s in samples if s.ctx_length.lower() in wanted]
+    samples = filter_samples(samples, tasks=tasks, tasktypes=tasktypes, lengths=lengths)
     if len({s.id for s in samples}) != len(samples):
         # The official files are one per task; ids may repeat across tasks but not within one.
         if len({(s.source, s.id) for s in samples}) == len(samples):
