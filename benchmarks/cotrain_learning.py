@@ -58,7 +58,7 @@ for _p in (ROOT, ROOT / "benchmarks"):
         sys.path.insert(0, str(_p))
 
 from _bench_common import scripted_chat_server  # noqa: E402
-from cooper_hacking import _recorder, metric_rows, pretrain_rm  # noqa: E402
+from cooper_hacking import _mean, _recorder, metric_rows, pretrain_rm  # noqa: E402
 
 TRAIN = "arithmetic:n=60,seed=0,max=9,ops=+"  # 60 of the 100 sums a + b, a, b in 0..9: warm start and GRPO
 HELDOUT_POOL = "arithmetic:n=100,seed=1,max=9,ops=+"  # all 100 sums (another order); minus TRAIN = the held-out set
@@ -204,11 +204,6 @@ def cotrain_run(scorer: str, policy: Path, rm: Path, out: Path, a) -> dict:
 
 
 # -- summary -------------------------------------------------------------------------------------------------------
-
-def _mean(xs):
-    xs = [x for x in xs if x is not None and x == x]
-    return sum(xs) / len(xs) if xs else None
-
 
 def series_summary(rows: list[dict], window: int) -> dict:
     """First / last ``window`` steps' mean reward, rollout verifier accuracy and RM pair accuracy."""
