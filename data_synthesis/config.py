@@ -120,6 +120,9 @@ class OracleConfig(Section):
         "evidence sentence and the response's claim, then weigh them; claim = quote only the response's claim (a "
         "shorter judgement that needs no copy from the long context); none = the verdict alone (no copy at all: what a "
         "small judge can learn before it can copy a token)")
+    blind: float = Field(0.0, ge=0, le=1, description="probability the judge misses the evidence (a weak "
+                         "long-context judge) and rates every on-topic response as correct (9-10): wrong verdicts "
+                         "on partial and hallucinated responses, which voting outvotes and LOGO rejects")
     seed: int = 0
 
 

@@ -184,7 +184,8 @@ def _empty_stats() -> dict:
             "conf_patterns": {}, "agreement_sum": 0.0, "voted_tasks": 0, "unanimous": 0, "vote_failures": {},
             "per_voter": {}, "pairwise_votes": {"consistent": 0, "order_inconsistent": 0},
             "gold": {"pointwise_n": 0, "pointwise_abs_err": 0.0, "pairwise_n": 0, "pairwise_correct": 0},
-            "length_check": {"checked": 0, "abs_err_sum": 0, "over_tolerance": 0}, "seconds": 0.0}
+            "length_check": {"checked": 0, "abs_err_sum": 0, "over_tolerance": 0},
+            "rejects": {"kept": 0, "identical_dropped": 0, "rows_without": 0}, "seconds": 0.0}
 
 
 def _add(dst: dict, key: str, n: int | float = 1) -> None:
@@ -247,10 +248,14 @@ def _process_part(cfg, res: _Resources, source, p: int, paths: dict[str, Path]) 
         if reason == "too_few_valid":  # name the failure that left too few valid votes
             reason = Counter(f for f in fails if f).most_common(1)[0][0] if any(fails) else "parse_failure"
         reject_idx = [i for i in result.rejects if texts[i] is not None]
+        if result.ok:  # a judgement byte-identical to the chosen one is no preference (agreeing judges can write
+            # the same text: templated simulated judges always do); as a reject it only dilutes the LOGO margin
+            same = [i for i in reject_idx if texts[i] == texts[result.chosen]]
+            if same:
+                _add(stats["rejects"], "identical_dropped", len(same))
+                reject_idx = [i for i in reject_idx if i not in same]
         if vcfg.max_rejects:
             reject_idx = reject_idx[:vcfg.max_rejects]
-        if result.ok and not reject_idx:
-            reason = "no_rejects"
         scores = {name: int(v) for name, v in zip(res.voters, values)}
         if reason is not None or not result.ok:
             reason = reason or "no_consensus"
@@ -258,6 +263,9 @@ def _process_part(cfg, res: _Resources, source, p: int, paths: dict[str, Path]) 
             dropped_lines.append({"id": task.id, "reason": reason, "scores": scores, "conf": result.conf})
             continue
         stats["voted_tasks"] += 1
+        _add(stats["rejects"], "kept", len(reject_idx))
+        if not reject_idx:  # still a voted SFT target; preference stages skip it (counted there)
+            _add(stats["rejects"], "rows_without", 1)
         stats["agreement_sum"] += result.conf[0] / k
         stats["unanimous"] += int(result.conf[0] == k)
         ex = task.example
@@ -452,6 +460,9 @@ def build_report(total: dict, num_votes: int) -> dict:
                          "mean_abs_err_tokens": round(total["length_check"]["abs_err_sum"]
                                                       / max(1, total["length_check"]["checked"]), 2),
                          "over_tolerance": total["length_check"]["over_tolerance"]},
+        "rejects": {"per_kept_row": round(total["rejects"]["kept"] / max(1, total["kept"]), 3),
+                    "identical_to_chosen_dropped": total["rejects"]["identical_dropped"],
+                    "rows_without_rejects": total["rejects"]["rows_without"]},
         "seconds": round(total["seconds"], 1),
     }
     if g["pointwise_n"] or g["pairwise_n"]:
@@ -470,6 +481,9 @@ def _report_md(report: dict, out_path: Path) -> str:
              f"- votes per task: {report['votes_per_task']}; mean majority fraction {a['mean_majority_fraction']}, "
              f"unanimous {a['unanimous_fraction']}, pairwise order consistency "
              f"{'– (no pairwise tasks)' if a['pairwise_order_consistency'] is None else a['pairwise_order_consistency']}",
+             f"- rejects per kept row: {report['rejects']['per_kept_row']} (judgements identical to the chosen one "
+             f"dropped: {report['rejects']['identical_to_chosen_dropped']}; rows left without a reject, kept for SFT "
+             f"and skipped by preference stages: {report['rejects']['rows_without_rejects']})",
              "", "| bucket | kept |", "| --- | --- |"]
     lines += [f"| {b} | {n} |" for b, n in sorted(report["kept_by_bucket"].items())]
     lines += ["", "| dropped because | tasks |", "| --- | --- |"]

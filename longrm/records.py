@@ -182,8 +182,6 @@ def _preference_from_row(row: dict, file: str, idx: int) -> PreferenceRecord:
         rejected = [rejected]
     if not isinstance(rejected, list):
         raise RecordError(file, idx, rname, f"expected a list of strings, got {type(rejected).__name__}")
-    if not rejected:
-        raise RecordError(file, idx, rname, "empty list: a preference needs at least one rejected judgement")
     rejected = [_check_str(r, file, idx, f"{rname}[{i}]") for i, r in enumerate(rejected)]
     responses = row.get("responses") or []
     question = row.get("question", row.get("query"))

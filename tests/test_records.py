@@ -63,7 +63,7 @@ GOOD = {"chat_template": [{"role": "user", "content": "c"}], "chosen": "yes", "r
 
 @pytest.mark.parametrize("bad,field", [
     ({"chat_template": [{"role": "user", "content": "c"}], "rejects": ["no"]}, "chosen"),
-    ({**GOOD, "rejects": []}, "rejects"),
+    ({**GOOD, "rejects": ["no", 3]}, "rejects[1]"),
     ({**GOOD, "rejects": "x" and 5}, "rejects"),
     ({**GOOD, "chosen": 3}, "chosen"),
     ({**GOOD, "chat_template": [{"role": "user"}]}, "chat_template[0]"),
@@ -79,9 +79,25 @@ def test_bad_rows_error_names_file_row_field(tmp_path, bad, field):
 
 def test_bad_rows_skipped_and_counted(tmp_path):
     f = tmp_path / "d.jsonl"
-    _write_jsonl(f, [GOOD, {**GOOD, "rejects": []}, GOOD, {**GOOD, "rejects": []}])
+    _write_jsonl(f, [GOOD, {**GOOD, "rejects": 5}, GOOD, {**GOOD, "chosen": None}])
     recs = load_preference_records(f, on_bad_record="skip")
     assert len(recs) == 2 and sum(recs.skipped.values()) == 2
+
+
+def test_row_without_rejects_loads_and_preference_tokenizing_skips_it(tmp_path, tiny_model_dir):
+    """A voted row whose judges all wrote the chosen text has no reject: still an SFT target, skipped (and
+    counted) when tokenized for a preference stage."""
+    from longrm.config import DataConfig, ModelConfig
+    from longrm.data.prepare import tokenize_preference
+    from longrm.models import load_tokenizer
+
+    f = tmp_path / "d.jsonl"
+    _write_jsonl(f, [GOOD, {**GOOD, "rejects": []}])
+    recs = load_preference_records(f)
+    assert [r.rejected for r in recs] == [["no"], []] and not recs.skipped
+    tok = load_tokenizer(ModelConfig(name_or_path=str(tiny_model_dir)))
+    ts = tokenize_preference(list(recs), tok, DataConfig(path=str(f), max_length=512), num_rejects=2)
+    assert len(ts.examples) == 1 and ts.skipped["no_rejects"] == 1
 
 
 def test_length_bucket():

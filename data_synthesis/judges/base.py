@@ -40,7 +40,7 @@ def build_judge(cfg) -> Judge:
         from .oracle import OracleJudge
         return OracleJudge(name=cfg.name or "oracle", noise=cfg.oracle.noise, fail_rate=cfg.oracle.fail_rate,
                            position_bias=cfg.oracle.position_bias, seed=cfg.oracle.seed,
-                           delay_s=cfg.oracle.delay_s, quote=cfg.oracle.quote)
+                           delay_s=cfg.oracle.delay_s, quote=cfg.oracle.quote, blind=cfg.oracle.blind)
     if cfg.backend == "http":
         from .http import HTTPJudge
         s = cfg.server

@@ -6,7 +6,11 @@ careful judge would, then weighs them; with ``quote="claim"`` a pointwise analys
 pointwise ``[Analysis] … [Score: N]`` with N = grade, off by 1–2 with probability ``noise``; pairwise a verdict
 for the better-graded response, flipped with probability ``noise``, or ``[[A]]`` regardless of content with
 probability ``position_bias`` (so order-consistency filtering has something to catch).  With probability
-``fail_rate`` the judgement has no verdict at all (a parse failure).  Deterministic per
+``fail_rate`` the judgement has no verdict at all (a parse failure).  With probability ``blind`` the judge
+misses the evidence — the error of a weak long-context judge — and takes every on-topic response (one that
+makes a claim) for a correct one (grade 9–10; its analysis quotes only the claim): its judgements of partial
+and hallucinated responses are then the wrong verdicts that consistency voting outvotes and LOGO rejects.
+Deterministic per
 ``(seed, name, request key, sample)``; a request without gold grades gets a failed judgement.
 """
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import random
 import time
 
+from ..synthetic import NO_CLAIM
 from .base import Judge, Judgement, JudgeRequest
 
 __all__ = ["OracleJudge"]
@@ -34,10 +39,18 @@ def _describe(grade: int) -> str:
     return "is hard to assess"
 
 
+def _on_topic(hint: dict, i: int, grade: int) -> bool:
+    """Does response ``i`` make a claim (a blind judge cannot tell a wrong claim from a right one)?"""
+    claims = hint.get("claims")
+    return claims[i] != NO_CLAIM if claims else grade >= 2
+
+
 class OracleJudge(Judge):
     def __init__(self, name: str = "oracle", *, noise: float = 0.25, fail_rate: float = 0.05,
-                 position_bias: float = 0.1, seed: int = 0, delay_s: float = 0.0, quote: str = "evidence"):
+                 position_bias: float = 0.1, seed: int = 0, delay_s: float = 0.0, quote: str = "evidence",
+                 blind: float = 0.0):
         self.name, self.noise, self.fail_rate, self.position_bias, self.seed = name, noise, fail_rate, position_bias, seed
+        self.blind = blind
         if quote not in ("evidence", "claim", "none"):
             raise ValueError(f"oracle quote must be 'evidence', 'claim' or 'none', got {quote!r}")
         self.quote = quote
@@ -50,13 +63,18 @@ class OracleJudge(Judge):
             return Judgement(None, "oracle judge needs gold grades (synthetic source)")
         if rng.random() < self.fail_rate:
             return Judgement("[Analysis]\nThe response is difficult to evaluate and I cannot settle on a verdict.")
+        blind = self.blind > 0 and rng.random() < self.blind  # no draw when off: runs without it stay identical
         if kind == "pointwise":
             grade = int(req.hint["grade"])
+            if blind and _on_topic(req.hint, 0, grade):
+                grade = rng.choice([9, 10])
             score = grade
             if rng.random() < self.noise:
                 score = min(10, max(0, grade + rng.choice([-2, -1, 1, 2])))
             verdict = _describe(score)
-            if not req.hint.get("evidence"):
+            if blind and req.hint.get("claims") and self.quote != "none":  # found no evidence to quote
+                analysis = f"The response says: {req.hint['claims'][0]}. So it {verdict}."
+            elif not req.hint.get("evidence"):
                 analysis = f"Checking the response against the passages inside the tagged context: it {verdict}."
             elif self.quote == "none":  # the verdict alone, no quote
                 analysis = f"Checked against the context, the response {verdict}."
@@ -67,6 +85,8 @@ class OracleJudge(Judge):
                             f"So it {verdict}.")
             return Judgement(f"[Analysis]\n{analysis}\n[Score: {score}]")
         ga, gb = (int(g) for g in req.hint["grades"])
+        if blind:  # every on-topic response looks correct
+            ga, gb = (rng.choice([9, 10]) if _on_topic(req.hint, i, g) else g for i, g in enumerate((ga, gb)))
         if rng.random() < self.position_bias:
             pick = "A"
         else:
@@ -76,7 +96,7 @@ class OracleJudge(Judge):
         better, worse = (ga, gb) if pick == "A" else (gb, ga)
         other = "B" if pick == "A" else "A"
         quote = ""
-        if req.hint.get("evidence"):
+        if req.hint.get("evidence") and not blind:
             ca, cb = req.hint["claims"]
             quote = f"The context says: {req.hint['evidence']} Assistant A says: {ca}. Assistant B says: {cb}. "
         return Judgement(f"{quote}Assistant {pick}'s answer {_describe(better)}, while Assistant {other}'s answer "

@@ -44,7 +44,8 @@ def test_end_to_end_output_is_what_the_stages_read(tmp_path):
         m = r.metadata
         assert set(m["scores"]) == {"oracle-a", "oracle-b", "oracle-c"}
         assert sum(m["conf"]) == 3 and m["conf"][0] >= 2
-        assert m["chosen_model"] not in m["reject_models"] and len(r.rejected) == len(m["reject_models"]) >= 1
+        assert m["chosen_model"] not in m["reject_models"] and len(r.rejected) == len(m["reject_models"])
+        assert r.chosen not in r.rejected  # a reject identical to the chosen judgement is no preference
         assert m["scores"][m["chosen_model"]] == m["chosen_score"]
         assert r.prompt[0]["role"] == "system" and r.prompt[-1]["role"] == "user"
         assert m["length_bucket"] == "4k"
@@ -54,6 +55,9 @@ def test_end_to_end_output_is_what_the_stages_read(tmp_path):
             assert r.chosen.rstrip().endswith(f"[Score: {m['chosen_score']}]")
         else:
             assert r.chosen.rstrip().endswith("[[A]]" if m["chosen_score"] == 0 else "[[B]]")
+    without = sum(not r.rejected for r in loaded)
+    assert report["rejects"]["rows_without_rejects"] == without
+    assert report["rejects"]["per_kept_row"] == round(sum(len(r.rejected) for r in loaded) / len(loaded), 3)
     work = Path(cfg.output.dir)
     assert (work / "report.md").read_text().startswith("# Synthesis report")
     dropped = [d for p in sorted((work / "parts").glob("*.dropped.jsonl")) for d in _rows(p)]
