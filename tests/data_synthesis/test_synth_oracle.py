@@ -2,6 +2,8 @@
 state the wrong verdict, never a reject identical to the chosen judgement."""
 import re
 
+import pytest
+
 from data_synthesis.judges.base import JudgeRequest
 from data_synthesis.judges.oracle import OracleJudge
 from data_synthesis.pipeline import run_synthesis
@@ -56,12 +58,21 @@ def _wrong_verdict_rejects(path) -> tuple[int, int]:
     return rows, hits
 
 
-def test_a_blind_judge_gives_logo_wrong_verdicts_to_reject(tmp_path):
+@pytest.mark.parametrize("panel", ["third_judge_blind", "fourth_weak_judge"])
+def test_a_blind_judge_gives_logo_wrong_verdicts_to_reject(tmp_path, panel):
+    """Either one of three judges is blind half the time, or (the SmolLM2 preset's panel) a fourth, weak judge
+    joins three sharp ones with ``min_agree: 2``: the weak votes never make the majority."""
     def cfg(name, blind):
         c = synth_config("synthesize_quickstart.yaml", {
             "source.synthetic.num_examples": 60, "expand.distractors.pool_size": 60, "heldout.num_examples": 0,
             "output": {"dir": str(tmp_path / name), "path": str(tmp_path / name / "data.jsonl")}})
-        c.judges[2].oracle.blind = blind
+        if panel == "third_judge_blind":
+            c.judges[2].oracle.blind = blind
+        else:
+            weak = c.judges[2].model_copy(deep=True)
+            weak.name, weak.oracle.seed, weak.oracle.blind = "oracle-weak", 4, blind
+            c.judges.append(weak)
+            c.vote.min_agree = 2
         return c
 
     reports = {}

@@ -48,3 +48,5 @@ def test_smollm2_heldout_family_is_not_trained_on(tmp_path, monkeypatch):
         assert steps[name].data.path == f"{out}/synthesize/heldout.jsonl"
     assert steps["eval-disrm"].judge.mode == "discriminative"
     assert steps["eval-logo"].model.name_or_path == f"{out}/align/final"
+    for name in ("eval-disrm", "eval-disrm-base"):  # best-of-N rank match is reported for the DisRM
+        assert set(steps[name].data.tasktypes) == {"PairWise", "BestOfN"} and steps[name].judge.share_prefix
