@@ -120,6 +120,10 @@ def _backend(cfg: EvalConfig):
     j = cfg.judge
     trunc = HeadTail(j.truncate_at, j.head, j.tail)
     if j.mode == "discriminative":
+        import torch
+
+        # a model without a trained score head (an untrained "before" row) gets a fresh one: the same every run
+        torch.manual_seed(j.seed)
         if j.backend != "local":
             raise ValueError("judge.mode=discriminative needs judge.backend=local (servers return text, not rewards)")
         return {"score": LocalScorer(cfg.model, batch_size=j.batch_size, max_batch_tokens=j.max_batch_tokens,

@@ -34,3 +34,18 @@ def test_shared_prefix_rewards_equal_separate_forwards(tiny_model_dir, batch_siz
     assert all(n > 400 for _, n in calls)  # the context is shared, not re-read per candidate
     assert got == pytest.approx(want, abs=1e-4)
     assert len(set(round(x, 4) for x in want)) > 3  # distinct rewards: the comparison is not vacuous
+
+
+def test_fresh_head_before_row_is_reproducible(tiny_model_dir):
+    """A base model has no trained score head; the eval's fresh head is seeded (judge.seed), so the "before"
+    row of a DisRM is the same every run (it was not: 46.7% one run, 51.1% the next)."""
+    from longrm.eval.pipeline import EvalConfig, _backend
+
+    cfg = EvalConfig.model_validate({"model": {"name_or_path": str(tiny_model_dir), "dtype": "float32"},
+                                     "data": {"path": "x.jsonl"}, "judge": {"mode": "discriminative",
+                                                                            "device": "cpu"}})
+    convs = _convs("What is the code of locker 2?", ["114.", "141."])
+    a = _backend(cfg)["score"](convs)
+    torch.manual_seed(123)  # whatever the global state before
+    b = _backend(cfg)["score"](convs)
+    assert a == b
