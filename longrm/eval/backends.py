@@ -78,12 +78,58 @@ def _batches(order: list[int], lengths: list[int], batch_size: int, max_batch_to
         yield batch
 
 
+def _common_prefix(seqs: Sequence[Sequence[int]]) -> int:
+    """Length of the longest token prefix all of ``seqs`` share."""
+    n = min(len(s) for s in seqs)
+    first = seqs[0]
+    for i in range(n):
+        t = first[i]
+        if any(s[i] != t for s in seqs[1:]):
+            return i
+    return n
+
+
+def _cache_kwarg(model) -> str:
+    """transformers renamed ``past_key_values`` to ``cache`` (5.2x; the old name goes in 5.40): take whichever the
+    model's forward has."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def _prefix_groups(ids: Sequence[Sequence[int]], min_tokens: int) -> list[tuple[list[int], int]]:
+    """Group sequences that share a token prefix of ≥ ``min_tokens`` (each keeps ≥ 1 token of its own):
+    ``(indices, shared length)`` for groups of two or more, greedily in input order."""
+    groups: list[tuple[list[int], int]] = []
+    free = list(range(len(ids)))
+    while free:
+        head, rest = free[0], free[1:]
+        members, n = [head], len(ids[head]) - 1
+        for j in rest:
+            m = min(_common_prefix([ids[head], ids[j]]), len(ids[j]) - 1, n)
+            if m >= min_tokens:
+                members.append(j)
+                n = m
+        free = [j for j in free if j not in members]
+        if len(members) > 1:
+            groups.append((members, min(_common_prefix([ids[i] for i in members]), n)))
+    return groups
+
+
 class LocalGenerator:
     """Generation with a local causal LM, batched with left padding (longest prompts first): greedy, or sampled
-    when ``generate`` is given a temperature > 0."""
+    when ``generate`` is given a temperature > 0.
+
+    With ``share_prefix``, prompts that share a long token prefix — a sample's candidates in the pointwise mode,
+    whose prompts differ only after the context and question — are prefilled once: each candidate's generation
+    starts from a copy of that prefix's KV cache (one at a time, since left padding would shift the prefix).
+    """
+
+    min_shared_tokens = 256   # below this, batching the prompts beats sharing their prefix
 
     def __init__(self, model_cfg, *, max_new_tokens: int = 2048, batch_size: int = 1,
-                 max_batch_tokens: int | None = None, truncation: HeadTail | None = None, device: str = "auto"):
+                 max_batch_tokens: int | None = None, truncation: HeadTail | None = None, device: str = "auto",
+                 share_prefix: bool = False):
         import torch
 
         from ..models import load_causal_lm, load_tokenizer
@@ -92,6 +138,7 @@ class LocalGenerator:
         self.device = pick_device(device)
         self.model = load_causal_lm(model_cfg).to(self.device).eval()
         self.max_new_tokens, self.batch_size, self.max_batch_tokens = max_new_tokens, batch_size, max_batch_tokens
+        self.share_prefix = share_prefix
         self.truncation = truncation or HeadTail()
         gen = self.model.generation_config
         eos = gen.eos_token_id if gen.eos_token_id is not None else self.tok.eos_token_id
@@ -108,8 +155,13 @@ class LocalGenerator:
                     dict(do_sample=False, temperature=None, top_p=None, top_k=None))
         ids = [self.truncation(encode_prompt(self.tok, c)) for c in convs]
         lengths = [len(x) for x in ids]
-        order = sorted(range(len(ids)), key=lambda i: -lengths[i])
         out: list[str] = [""] * len(ids)
+        shared: set[int] = set()
+        if self.share_prefix:
+            for idx, n in _prefix_groups(ids, self.min_shared_tokens):
+                self._generate_shared(ids, idx, n, sampling, out)
+                shared.update(idx)
+        order = sorted((i for i in range(len(ids)) if i not in shared), key=lambda i: -lengths[i])
         for batch in _batches(order, lengths, self.batch_size, self.max_batch_tokens):
             inp, mask = pad_batch([ids[i] for i in batch], self.pad_id, left=True)
             width = inp.shape[1]
@@ -121,16 +173,22 @@ class LocalGenerator:
                 out[i] = self.tok.decode(gen[r, width:].tolist(), skip_special_tokens=True)
         return out
 
+    def _generate_shared(self, ids: list[list[int]], idx: list[int], n: int, sampling: dict, out: list[str]) -> None:
+        """Prefill the ``n`` shared tokens once; generate each of ``idx`` from a copy of that cache."""
+        import copy
 
-def _common_prefix(seqs: Sequence[Sequence[int]]) -> int:
-    """Length of the longest token prefix all of ``seqs`` share."""
-    n = min(len(s) for s in seqs)
-    first = seqs[0]
-    for i in range(n):
-        t = first[i]
-        if any(s[i] != t for s in seqs[1:]):
-            return i
-    return n
+        torch = self._torch
+        key = _cache_kwarg(self.model)
+        with torch.inference_mode():
+            cache = getattr(self.model(input_ids=torch.tensor([ids[idx[0]][:n]], device=self.device),
+                                       use_cache=True), key)
+            for k, i in enumerate(idx):
+                kv = cache if k == len(idx) - 1 else copy.deepcopy(cache)  # generation appends to its cache
+                inp = torch.tensor([ids[i]], device=self.device)
+                gen = self.model.generate(input_ids=inp, attention_mask=torch.ones_like(inp),
+                                          max_new_tokens=self.max_new_tokens, num_beams=1, use_cache=True,
+                                          eos_token_id=self.eos, pad_token_id=self.pad_id, **{key: kv}, **sampling)
+                out[i] = self.tok.decode(gen[0, len(ids[i]):].tolist(), skip_special_tokens=True)
 
 
 class LocalScorer:
@@ -193,15 +251,13 @@ class LocalScorer:
     def _score_shared(self, ids: list[list[int]], idx: list[int], n: int, out: list[float]) -> None:
         """One forward over the ``n`` shared tokens, then the candidates' suffixes in batches on its KV cache."""
         import copy
-        import inspect
 
         from ..data.tokenize import pad_batch
 
         torch = self._torch
         prefix = torch.tensor([ids[idx[0]][:n]], device=self.device)
         suffixes = [ids[i][n:] for i in idx]
-        # transformers renamed ``past_key_values`` to ``cache`` (5.2x; the old name goes in 5.40): take whichever
-        key = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
+        key = _cache_kwarg(self.model)
         with torch.inference_mode():
             cache = getattr(self.model(input_ids=prefix, use_cache=True), key)
             chunks = [list(range(k, min(k + self.batch_size, len(idx)))) for k in range(0, len(idx), self.batch_size)]

@@ -47,8 +47,9 @@ class JudgeConfig(Section):
     max_new_tokens: int = Field(2048, ge=1, description="greedy generation budget (official: 2048)")
     batch_size: int = Field(1, ge=1, description="sequences per forward of the local model")
     max_batch_tokens: int | None = Field(None, ge=1, description="cap on padded tokens per local batch")
-    share_prefix: bool = Field(True, description="discriminative: score a sample's candidates from one forward over "
-                               "their shared prompt (KV cache) instead of one full forward each")
+    share_prefix: bool = Field(True, description="local backend: a sample's candidates share one pass over their "
+                               "common prompt prefix (KV cache) — discriminative: one forward, then the candidates; "
+                               "generative: one prefill, then each candidate's generation from a copy of its cache")
     requests_per_step: int = Field(8, ge=1, description="requests handed to the backend at once (whole samples)")
     truncate_at: int = Field(131072, ge=2, description="prompts with at least this many tokens are cut head+tail")
     head: int = Field(65536, ge=0, description="tokens kept from the start of an over-long prompt")
@@ -141,7 +142,7 @@ def _backend(cfg: EvalConfig):
         return {"generate": gen.generate}
     return {"generate": LocalGenerator(cfg.model, max_new_tokens=j.max_new_tokens, batch_size=j.batch_size,
                                        max_batch_tokens=j.max_batch_tokens, truncation=trunc,
-                                       device=j.device).generate}
+                                       device=j.device, share_prefix=j.share_prefix).generate}
 
 
 def _signature(cfg: EvalConfig) -> dict:

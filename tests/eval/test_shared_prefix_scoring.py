@@ -1,5 +1,6 @@
-"""The DisRM eval scores a sample's candidates from one pass over their shared prompt (KV cache): the rewards
-equal one full forward per candidate, in batches of one or several (right-padded) suffixes."""
+"""The local eval backends read a sample's shared prompt once (KV cache): the DisRM's rewards equal one full forward
+per candidate, in batches of one or several (right-padded) suffixes; the generative judge's greedy judgements equal
+the ones generated from scratch."""
 import pytest
 import torch
 
@@ -49,3 +50,23 @@ def test_fresh_head_before_row_is_reproducible(tiny_model_dir):
     torch.manual_seed(123)  # whatever the global state before
     b = _backend(cfg)["score"](convs)
     assert a == b
+
+
+def test_shared_prefix_generation_equals_plain(tiny_model_dir):
+    """Pointwise prompts of one sample differ only after the context: prefilled once, each candidate's greedy
+    judgement equals the one generated from scratch."""
+    from longrm.data.tokenize import encode_prompt
+    from longrm.eval.backends import LocalGenerator, _prefix_groups
+    from longrm.judging.prompts import pointwise_messages
+
+    mc = ModelConfig(name_or_path=str(tiny_model_dir), dtype="float32", gradient_checkpointing=False)
+    q = "What is the access code of locker 7?"
+    convs = [pointwise_messages(CONTEXT, q, a) for a in ("It is 149.", "Probably 194.", "No idea at all.")]
+    convs.append(pointwise_messages("A short unrelated passage.", "Who?", "Nobody."))
+    shared = LocalGenerator(mc, max_new_tokens=12, device="cpu", share_prefix=True)
+    plain = LocalGenerator(mc, max_new_tokens=12, batch_size=4, device="cpu")
+    ids = [shared.truncation(encode_prompt(shared.tok, c)) for c in convs]
+    groups = _prefix_groups(ids, shared.min_shared_tokens)
+    assert [g[0] for g in groups] == [[0, 1, 2]] and groups[0][1] > 400
+    got, want = shared.generate(convs), plain.generate(convs)
+    assert got == want and all(want)
