@@ -197,7 +197,7 @@ class TaskBuilder:
         ref = ex.reference if tcfg.show_reference else None
         g = ex.grades
         evidence, claims = ex.meta.get("evidence"), ex.meta.get("claims")
-        extra = {"evidence": evidence, "claims": claims} if evidence and claims else {}
+        extra = {"evidence": evidence, "claims": claims, "reference": ex.reference} if evidence and claims else {}
         if kind == "pointwise":
             msgs = self._pointwise(ex.context, ex, ridx[0], None) if tcfg.judge_context == "short" else prompt
             hint = {"kind": "pointwise", "grade": g[ridx[0]], **_pick(extra, ridx)} if g else {}
@@ -222,7 +222,10 @@ def _pick(extra: dict, ridx: list[int]) -> dict:
     """The oracle's view of the gold evidence and of what the shown responses claim (synthetic sources)."""
     if not extra:
         return {}
-    return {"evidence": extra["evidence"], "claims": [extra["claims"][i] for i in ridx]}
+    out = {"evidence": extra["evidence"], "claims": [extra["claims"][i] for i in ridx]}
+    if extra.get("reference"):
+        out["reference"] = extra["reference"]
+    return out
 
 
 def task_votes(task: Task, judgements: list[list[Judgement]], lo: int = 0, hi: int = 10

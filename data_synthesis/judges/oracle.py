@@ -8,8 +8,12 @@ for the better-graded response, flipped with probability ``noise``, or ``[[A]]``
 probability ``position_bias`` (so order-consistency filtering has something to catch).  With probability
 ``fail_rate`` the judgement has no verdict at all (a parse failure).  With probability ``blind`` the judge
 misses the evidence — the error of a weak long-context judge — and takes every on-topic response (one that
-makes a claim) for a correct one (grade 9–10; its analysis quotes only the claim): its judgements of partial
-and hallucinated responses are then the wrong verdicts that consistency voting outvotes and LOGO rejects.
+makes a claim) for a correct one (grade 9–10). With ``quote="evidence"`` its analysis "quotes" the evidence as
+agreeing with the response (the gold answer in the evidence sentence replaced by the response's claim: the
+misreading a judge that did not find the passage makes, and the one SmolLM2 made at 4K), with ``quote="claim"``
+it quotes only the claim. Its judgements of partial and hallucinated responses are the wrong verdicts that
+consistency voting outvotes and LOGO rejects — in the chosen judgement's own format, so LOGO's pair differs in
+the quoted fact and the verdict, not in the layout.
 Deterministic per
 ``(seed, name, request key, sample)``; a request without gold grades gets a failed judgement.
 """
@@ -72,8 +76,13 @@ class OracleJudge(Judge):
             if rng.random() < self.noise:
                 score = min(10, max(0, grade + rng.choice([-2, -1, 1, 2])))
             verdict = _describe(score)
-            if blind and req.hint.get("claims") and self.quote != "none":  # found no evidence to quote
-                analysis = f"The response says: {req.hint['claims'][0]}. So it {verdict}."
+            if blind and req.hint.get("claims") and self.quote != "none":  # did not find the evidence
+                claim, ev, ref = req.hint["claims"][0], req.hint.get("evidence"), req.hint.get("reference")
+                if self.quote == "evidence" and ev and ref and ref in ev and claim != NO_CLAIM:
+                    misread = ev.replace(ref, claim)   # "quotes" the context as saying what the response says
+                    analysis = f"The context says: {misread} The response says: {claim}. So it {verdict}."
+                else:
+                    analysis = f"The response says: {claim}. So it {verdict}."
             elif not req.hint.get("evidence"):
                 analysis = f"Checking the response against the passages inside the tagged context: it {verdict}."
             elif self.quote == "none":  # the verdict alone, no quote

@@ -15,9 +15,11 @@ from .synth_helpers import synth_config
 EVIDENCE = "The access code of the vault is 718."
 
 
-def _point(grade: int, claim: str, key: str = "t0") -> JudgeRequest:
-    return JudgeRequest([{"role": "user", "content": "x"}],
-                        {"kind": "pointwise", "grade": grade, "evidence": EVIDENCE, "claims": [claim]}, key)
+def _point(grade: int, claim: str, key: str = "t0", reference: str | None = None) -> JudgeRequest:
+    hint = {"kind": "pointwise", "grade": grade, "evidence": EVIDENCE, "claims": [claim]}
+    if reference:
+        hint["reference"] = reference
+    return JudgeRequest([{"role": "user", "content": "x"}], hint, key)
 
 
 def _score(text: str) -> int:
@@ -25,10 +27,17 @@ def _score(text: str) -> int:
 
 
 def test_blind_judge_takes_every_claim_for_correct():
-    blind = OracleJudge("w", noise=0.0, fail_rate=0.0, blind=1.0)
+    blind = OracleJudge("w", noise=0.0, fail_rate=0.0, blind=1.0, quote="claim")
     for g, claim in ((5, "the code is 781"), (2, "the code is 555"), (10, "the code is 718")):
         text = blind.judge([_point(g, claim)])[0][0].text
         assert _score(text) in (9, 10) and EVIDENCE not in text and claim in text  # found no evidence to quote
+    # quoting the evidence, it misreads the context as saying what the response says — in the sharp format
+    quoting = OracleJudge("w", noise=0.0, fail_rate=0.0, blind=1.0)
+    text = quoting.judge([_point(5, "781", reference="718")])[0][0].text
+    assert text.startswith("[Analysis]\nThe context says: The access code of the vault is 781. The response says: 781.")
+    assert _score(text) in (9, 10)
+    sharp = OracleJudge("s", noise=0.0, fail_rate=0.0).judge([_point(5, "781", reference="718")])[0][0].text
+    assert sharp.startswith(f"[Analysis]\nThe context says: {EVIDENCE} The response says: 781.") and _score(sharp) == 5
     off = blind.judge([_point(0, NO_CLAIM)])[0][0].text
     assert _score(off) == 0  # an answer that makes no claim still looks like no answer
     # pairwise: two claims look equally right; a claim beats no claim
