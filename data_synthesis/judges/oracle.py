@@ -7,13 +7,15 @@ pointwise ``[Analysis] … [Score: N]`` with N = grade, off by 1–2 with probab
 for the better-graded response, flipped with probability ``noise``, or ``[[A]]`` regardless of content with
 probability ``position_bias`` (so order-consistency filtering has something to catch).  With probability
 ``fail_rate`` the judgement has no verdict at all (a parse failure).  With probability ``blind`` the judge
-misses the evidence — the error of a weak long-context judge — and takes every on-topic response (one that
-makes a claim) for a correct one (grade 9–10). With ``quote="evidence"`` its analysis "quotes" the evidence as
-agreeing with the response (the gold answer in the evidence sentence replaced by the response's claim: the
-misreading a judge that did not find the passage makes, and the one SmolLM2 made at 4K), with ``quote="claim"``
-it quotes only the claim. Its judgements of partial and hallucinated responses are the wrong verdicts that
-consistency voting outvotes and LOGO rejects — in the chosen judgement's own format, so LOGO's pair differs in
-the quoted fact and the verdict, not in the layout.
+misses the evidence — the error of a weak long-context judge — and guesses on every on-topic response (one that
+makes a claim): half the time "correct" (grade 9–10), half the time "invented" (1–3), whatever the response is.
+Guessing "correct" with ``quote="evidence"``, its analysis "quotes" the evidence as agreeing with the response
+(the gold answer in the evidence sentence replaced by the response's claim: the misreading a judge that did not
+find the passage makes, and the one SmolLM2's SFT judge made at 4K); otherwise it writes the sharp judges' format.
+Its wrong verdicts — partial and invented answers called correct, correct answers called invented — are outvoted
+by consistency voting and become LOGO's rejects, in both directions (a weak judge that only ever said "correct"
+taught LOGO to prefer low verdicts everywhere) and in the chosen judgement's own format, so a LOGO pair differs in
+the verdict (and the quoted fact), not in the layout.
 Deterministic per
 ``(seed, name, request key, sample)``; a request without gold grades gets a failed judgement.
 """
@@ -70,31 +72,29 @@ class OracleJudge(Judge):
         blind = self.blind > 0 and rng.random() < self.blind  # no draw when off: runs without it stay identical
         if kind == "pointwise":
             grade = int(req.hint["grade"])
-            if blind and _on_topic(req.hint, 0, grade):
-                grade = rng.choice([9, 10])
+            evidence = req.hint.get("evidence")
+            guess = blind and _on_topic(req.hint, 0, grade)
+            if guess:  # did not find the evidence: a coin flip between "correct" and "invented"
+                says_correct = rng.random() < 0.5
+                grade = rng.choice([9, 10]) if says_correct else rng.choice([1, 2, 3])
+                ref, claim = req.hint.get("reference"), (req.hint.get("claims") or [None])[0]
+                if says_correct and evidence and ref and claim and ref in evidence:
+                    evidence = evidence.replace(ref, claim)  # "quotes" the context as saying what the response says
             score = grade
-            if rng.random() < self.noise:
+            if not guess and rng.random() < self.noise:
                 score = min(10, max(0, grade + rng.choice([-2, -1, 1, 2])))
             verdict = _describe(score)
-            if blind and req.hint.get("claims") and self.quote != "none":  # did not find the evidence
-                claim, ev, ref = req.hint["claims"][0], req.hint.get("evidence"), req.hint.get("reference")
-                if self.quote == "evidence" and ev and ref and ref in ev and claim != NO_CLAIM:
-                    misread = ev.replace(ref, claim)   # "quotes" the context as saying what the response says
-                    analysis = f"The context says: {misread} The response says: {claim}. So it {verdict}."
-                else:
-                    analysis = f"The response says: {claim}. So it {verdict}."
-            elif not req.hint.get("evidence"):
+            if not req.hint.get("evidence"):
                 analysis = f"Checking the response against the passages inside the tagged context: it {verdict}."
             elif self.quote == "none":  # the verdict alone, no quote
                 analysis = f"Checked against the context, the response {verdict}."
             elif self.quote == "claim":  # the response's claim only
                 analysis = f"The response says: {req.hint['claims'][0]}. So it {verdict}."
             else:  # quote the evidence and the claim, then weigh them
-                analysis = (f"The context says: {req.hint['evidence']} The response says: {req.hint['claims'][0]}. "
-                            f"So it {verdict}.")
+                analysis = f"The context says: {evidence} The response says: {req.hint['claims'][0]}. So it {verdict}."
             return Judgement(f"[Analysis]\n{analysis}\n[Score: {score}]")
         ga, gb = (int(g) for g in req.hint["grades"])
-        if blind:  # every on-topic response looks correct
+        if blind:  # every on-topic response looks correct: a coin flip between two of them
             ga, gb = (rng.choice([9, 10]) if _on_topic(req.hint, i, g) else g for i, g in enumerate((ga, gb)))
         if rng.random() < self.position_bias:
             pick = "A"

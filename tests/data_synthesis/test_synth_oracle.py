@@ -26,18 +26,24 @@ def _score(text: str) -> int:
     return int(re.search(r"\[Score: (\d+)\]", text).group(1))
 
 
-def test_blind_judge_takes_every_claim_for_correct():
-    blind = OracleJudge("w", noise=0.0, fail_rate=0.0, blind=1.0, quote="claim")
-    for g, claim in ((5, "the code is 781"), (2, "the code is 555"), (10, "the code is 718")):
-        text = blind.judge([_point(g, claim)])[0][0].text
-        assert _score(text) in (9, 10) and EVIDENCE not in text and claim in text  # found no evidence to quote
-    # quoting the evidence, it misreads the context as saying what the response says — in the sharp format
+def test_blind_judge_guesses_both_ways():
+    """Missing the evidence, the judge calls any claim correct or invented at random; "correct" comes with the
+    evidence misread as agreeing with the response, "invented" in the sharp judges' format."""
     quoting = OracleJudge("w", noise=0.0, fail_rate=0.0, blind=1.0)
-    text = quoting.judge([_point(5, "781", reference="718")])[0][0].text
-    assert text.startswith("[Analysis]\nThe context says: The access code of the vault is 781. The response says: 781.")
-    assert _score(text) in (9, 10)
+    texts = [j.text for j in quoting.judge([_point(5, "781", reference="718")], n=40)[0]]
+    high = [t for t in texts if _score(t) >= 9]
+    low = [t for t in texts if _score(t) <= 3]
+    assert len(high) + len(low) == 40 and 8 < len(high) < 32
+    assert all(t.startswith("[Analysis]\nThe context says: The access code of the vault is 781. The response says: "
+                            "781.") for t in high)
+    assert all(t.startswith(f"[Analysis]\nThe context says: {EVIDENCE} The response says: 781.") for t in low)
+    right = [_score(j.text) for j in quoting.judge([_point(10, "718", reference="718")], n=40)[0]]
+    assert sum(s <= 3 for s in right) > 8  # a correct answer called invented: the other wrong verdict
     sharp = OracleJudge("s", noise=0.0, fail_rate=0.0).judge([_point(5, "781", reference="718")])[0][0].text
     assert sharp.startswith(f"[Analysis]\nThe context says: {EVIDENCE} The response says: 781.") and _score(sharp) == 5
+    blind = OracleJudge("w", noise=0.0, fail_rate=0.0, blind=1.0, quote="claim")
+    for j in blind.judge([_point(5, "the code is 781")], n=10)[0]:
+        assert _score(j.text) in (1, 2, 3, 9, 10) and EVIDENCE not in j.text and "the code is 781" in j.text
     off = blind.judge([_point(0, NO_CLAIM)])[0][0].text
     assert _score(off) == 0  # an answer that makes no claim still looks like no answer
     # pairwise: two claims look equally right; a claim beats no claim
@@ -55,16 +61,19 @@ def test_blind_off_changes_nothing():
     assert [[j.text for j in r] for r in a] == [[j.text for j in r] for r in b]
 
 
-def _wrong_verdict_rejects(path) -> tuple[int, int]:
-    """(rows of a partial/hallucinated response, of which have a reject scoring it as correct, >= 9)."""
-    rows = hits = 0
+def _wrong_verdict_rejects(path) -> tuple[int, int, int]:
+    """(rows of an on-topic response, rows with a reject calling a partial/invented answer correct (>= 9), rows with
+    a reject calling a correct answer invented (<= 3))."""
+    rows = up = down = 0
     for r in load_preference_records(path):
         m = r.metadata
-        if m["gold_grades"][0] >= 7 or m["gold_grades"][0] <= 1:
+        g = m["gold_grades"][0]
+        if g <= 1:
             continue
         rows += 1
-        hits += any(m["scores"][n] >= 9 for n in m["reject_models"])
-    return rows, hits
+        up += g <= 6 and any(m["scores"][n] >= 9 for n in m["reject_models"])
+        down += g >= 9 and any(0 <= m["scores"][n] <= 3 for n in m["reject_models"])  # -1: a failed vote
+    return rows, up, down
 
 
 @pytest.mark.parametrize("panel", ["third_judge_blind", "fourth_weak_judge"])
@@ -96,6 +105,6 @@ def test_a_blind_judge_gives_logo_wrong_verdicts_to_reject(tmp_path, panel):
     sharp, blind = _wrong_verdict_rejects(tmp_path / "sharp" / "data.jsonl"), _wrong_verdict_rejects(
         tmp_path / "blind" / "data.jsonl")
     assert sharp[0] > 20 and blind[0] > 20
-    assert sharp[1] == 0  # noise moves a score by at most 2: a partial answer is never rated correct
-    assert blind[1] / blind[0] > 0.2  # ~half the rows: the blind judge misses the evidence half the time
+    assert sharp[1] == sharp[2] == 0  # noise moves a score by at most 2: never the opposite verdict
+    assert blind[1] > 3 and blind[2] > 3  # wrong verdicts both ways
     assert reports["sharp"]["rejects"]["identical_to_chosen_dropped"] > 0
