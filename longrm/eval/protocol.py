@@ -102,9 +102,9 @@ def decide(p: Plan, outputs: list[str]) -> dict:
         parsed = [parse_pointwise(verdict_text(t)) for t in outputs]
         scores: list[float | None] = [float(r.value) if r.ok else None for r in parsed]
         errors = [f"candidate {i}: {r.error}" for i, r in enumerate(parsed) if not r.ok]
-        ok = not errors
-        return _row(p, ranking_from_scores(scores), rank_match_from_scores(scores), ok, list(outputs), scores,
-                    "; ".join(errors) or None)
+        if errors:  # like an unparsed generative verdict: the sample scores 0 (a failed parse is no "lowest score")
+            return _row(p, None, 0.0, False, list(outputs), scores, "; ".join(errors))
+        return _row(p, ranking_from_scores(scores), rank_match_from_scores(scores), True, list(outputs), scores, None)
     raise ValueError(f"decide() takes judge texts; use decide_scores() for mode {p.mode!r}")
 
 

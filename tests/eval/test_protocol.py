@@ -78,8 +78,10 @@ def test_pointwise_and_scores():
     assert "<prompt>\nQ?\n</prompt>" in p.requests[0][-1]["content"]
     row = decide(p, ["[Score: 9]", "[Score: 4]", "[Score: 4]"])
     assert row["scores"] == [9.0, 4.0, 4.0] and abs(row["score"] - 1 / 3) < 1e-9 and row["parse_ok"]
-    row = decide(p, ["[Score: 9]", "no score", "[Score: 1]"])
-    assert not row["parse_ok"] and row["prediction"] == [0, 2, 1]
+    row = decide(p, ["[Score: 9]", "no score", "[Score: 1]"])  # one candidate unscored: the sample scores 0
+    assert not row["parse_ok"] and row["prediction"] is None and row["score"] == 0.0 and row["scores"][1] is None
+    pw = plan(_sample(2), "pointwise")
+    assert decide(pw, ["[Score: 9]", "rambling"])["score"] == 0.0  # not a win over the unscored candidate
     d = plan(s, "discriminative")
     assert d.requests[2][-1] == {"role": "assistant", "content": "answer number 2"}
     assert decide_scores(d, [0.5, 0.1, -2.0])["score"] == 1.0
