@@ -121,8 +121,9 @@ class OracleConfig(Section):
         "shorter judgement that needs no copy from the long context); none = the verdict alone (no copy at all: what a "
         "small judge can learn before it can copy a token)")
     blind: float = Field(0.0, ge=0, le=1, description="probability the judge misses the evidence (a weak "
-                         "long-context judge) and rates every on-topic response as correct (9-10): wrong verdicts "
-                         "on partial and hallucinated responses, which voting outvotes and LOGO rejects")
+                         "long-context judge) and guesses on any response that makes a claim: correct (9-10, the "
+                         "evidence misread as agreeing) or invented (1-3); wrong verdicts both ways, which voting "
+                         "outvotes and LOGO rejects")
     seed: int = 0
 
 
