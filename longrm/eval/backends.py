@@ -111,8 +111,8 @@ def _prefix_groups(ids: Sequence[Sequence[int]], min_tokens: int) -> list[tuple[
                 members.append(j)
                 n = m
         free = [j for j in free if j not in members]
-        if len(members) > 1:
-            groups.append((members, min(_common_prefix([ids[i] for i in members]), n)))
+        if len(members) > 1:  # n: the members' common prefix (the least of each one's with the head), capped
+            groups.append((members, n))
     return groups
 
 
@@ -194,9 +194,9 @@ class LocalGenerator:
 class LocalScorer:
     """A sequence-classification reward model: reward at the last real token (right padding, REFERENCE §1.6).
 
-    With ``share_prefix`` (default), the candidates of one prompt — the conversations of a ``score`` call whose
-    messages before the last one are equal — are scored from one forward over their common token prefix (the
-    long context) whose KV cache then serves a batch of the short candidate suffixes: cost ≈ one context pass
+    With ``share_prefix`` (default), conversations of a ``score`` call that share a token prefix — a sample's
+    candidates, whose prompt is the same — are scored from one forward over that prefix (the long context) whose
+    KV cache then serves a batch of the short candidate suffixes: cost ≈ one context pass
     per sample instead of one per candidate (2× for a pairwise row, 3–4× for best-of-N). Rewards equal the
     separate forwards' up to float rounding (``tests/eval/test_shared_prefix_scoring.py``).
     """
@@ -228,25 +228,6 @@ class LocalScorer:
         from ..data.tokenize import encode_scored
 
         return self.truncation(encode_scored(self.tok, conv))  # the training encoding (reward at the EOS)
-
-    def _shared_groups(self, convs: Sequence[Conversation], ids: list[list[int]]) -> list[tuple[list[int], int]]:
-        """``(indices, common prefix length)`` of the conversations that share a prompt and enough prefix tokens."""
-        import json
-
-        if not self.share_prefix or self.head is None:
-            return []
-        by_prompt: dict[str, list[int]] = {}
-        for i, c in enumerate(convs):
-            by_prompt.setdefault(json.dumps(c[:-1], sort_keys=True, ensure_ascii=False), []).append(i)
-        groups = []
-        for idx in by_prompt.values():
-            if len(idx) < 2:
-                continue
-            # every candidate keeps ≥ 1 token of its own, where its reward is read
-            n = min(_common_prefix([ids[i] for i in idx]), min(len(ids[i]) for i in idx) - 1)
-            if n >= self.min_shared_tokens:
-                groups.append((idx, n))
-        return groups
 
     def _score_shared(self, ids: list[list[int]], idx: list[int], n: int, out: list[float]) -> None:
         """One forward over the ``n`` shared tokens, then the candidates' suffixes in batches on its KV cache."""
@@ -284,7 +265,8 @@ class LocalScorer:
         lengths = [len(x) for x in ids]
         out: list[float] = [0.0] * len(ids)
         shared: set[int] = set()
-        for idx, n in self._shared_groups(convs, ids):
+        groups = _prefix_groups(ids, self.min_shared_tokens) if self.share_prefix and self.head is not None else []
+        for idx, n in groups:
             self._score_shared(ids, idx, n, out)
             shared.update(idx)
         order = sorted((i for i in range(len(ids)) if i not in shared), key=lambda i: -lengths[i])

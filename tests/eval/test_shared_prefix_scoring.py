@@ -7,10 +7,11 @@ import torch
 from longrm.config import ModelConfig
 
 CONTEXT = " ".join(f"Passage {i}: the access code of locker {i} is {100 + 7 * i}." for i in range(40))
+OTHER_CONTEXT = " ".join(f"Passage {i}: the access code of locker {i} is {100 + 7 * i}." for i in reversed(range(40)))
 
 
-def _convs(question: str, answers: list[str]) -> list[list[dict]]:
-    prompt = [{"role": "user", "content": f"{CONTEXT}\n\n{question}"}]
+def _convs(question: str, answers: list[str], context: str = CONTEXT) -> list[list[dict]]:
+    prompt = [{"role": "user", "content": f"{context}\n\n{question}"}]
     return [prompt + [{"role": "assistant", "content": a}] for a in answers]
 
 
@@ -21,8 +22,8 @@ def test_shared_prefix_rewards_equal_separate_forwards(tiny_model_dir, batch_siz
     mc = ModelConfig(name_or_path=str(tiny_model_dir), dtype="float32", gradient_checkpointing=False)
     convs = (_convs("What is the access code of locker 7?", ["It is 149.", "Probably 194, or maybe 419.", "No idea.",
                                                              "The code of locker 7 is 149, as passage 7 says."])
-             + _convs("What is the code of locker 3?", ["121."])            # alone: the plain path
-             + _convs("What is the code of locker 2?", ["114.", "141."]))
+             + _convs("What is the code of locker 3?", ["121."], context="Locker 3: 121.")  # alone: the plain path
+             + _convs("What is the code of locker 2?", ["114.", "141."], context=OTHER_CONTEXT))
     torch.manual_seed(0)
     shared = LocalScorer(mc, batch_size=batch_size, device="cpu")
     plain = LocalScorer(mc, batch_size=1, device="cpu", share_prefix=False)
