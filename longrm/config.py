@@ -60,6 +60,10 @@ class ModelConfig(Section):
     )
     gradient_checkpointing: bool = Field(True, description="activation checkpointing (non-reentrant)")
     trust_remote_code: bool = Field(False, description="run model code from the hub repo (off: safe default)")
+    rope_scaling: dict | None = Field(
+        None, description="RoPE scaling applied on load, over the checkpoint's own RoPE parameters, and saved "
+        "with the model (e.g. Qwen3 at 128K: {rope_type: yarn, factor: 4.0, original_max_position_embeddings: "
+        "32768}); the window becomes factor x original_max_position_embeddings")
 
 
 class ParallelConfig(Section):

@@ -25,7 +25,7 @@ import torch
 
 from .config import ModelConfig
 
-__all__ = ["cache_dir", "resolve_model_path", "build_tiny", "build_tiny_tokenizer", "smollm2_path",
+__all__ = ["cache_dir", "resolve_model_path", "build_tiny", "build_tiny_tokenizer", "smollm2_path", "scaled_rope_config",
            "load_tokenizer", "load_causal_lm", "load_seq_cls", "torch_dtype"]
 
 CHATML_TEMPLATE = (
@@ -267,11 +267,47 @@ def _finish(model, cfg: ModelConfig):
     return model
 
 
+def scaled_rope_config(src: str, cfg: ModelConfig, **config_kwargs):
+    """The checkpoint's config with ``cfg.rope_scaling`` merged over its RoPE parameters (``None`` if unset).
+
+    ``rope_parameters = {**checkpoint's, **rope_scaling}`` keeps the checkpoint's ``rope_theta`` (transformers'
+    own ``rope_scaling=`` kwarg replaces the whole dict and falls back to θ = 10,000); ``max_position_embeddings``
+    becomes ``factor × original_max_position_embeddings`` when both are given (YaRN checks that ratio).  The result is validated by
+    transformers and saved with the model, so a trained checkpoint reloads with the same positions.
+    """
+    if not cfg.rope_scaling:
+        return None
+    from transformers import AutoConfig
+
+    kw = {k: v for k, v in _common_kwargs(cfg).items() if k in ("trust_remote_code", "revision", "gguf_file")}
+    config = AutoConfig.from_pretrained(src, **kw, **config_kwargs)
+    rope = dict(getattr(config, "rope_parameters", None) or {})
+    rope.update(cfg.rope_scaling)
+    if "type" in rope and "rope_type" not in cfg.rope_scaling:
+        rope["rope_type"] = rope.pop("type")
+    config.rope_parameters = rope
+    factor, orig = rope.get("factor"), rope.get("original_max_position_embeddings")
+    if factor and orig:  # YaRN reads its factor back from this ratio; keep them consistent
+        config.max_position_embeddings = int(float(factor) * int(orig))
+    try:  # an unknown rope_type or a missing field is rejected here, before any weights load
+        config.validate_rope()
+    except (KeyError, ValueError, TypeError) as e:
+        raise ValueError(f"model.rope_scaling {cfg.rope_scaling!r} for {src}: {e}") from None
+    return config
+
+
+def _with_config(src: str, cfg: ModelConfig, **config_kwargs) -> dict:
+    config = scaled_rope_config(src, cfg, **config_kwargs)
+    return {"config": config} if config is not None else dict(config_kwargs)
+
+
 def load_causal_lm(cfg: ModelConfig):
-    """``AutoModelForCausalLM.from_pretrained`` with dtype / attention / checkpointing from the config."""
+    """``AutoModelForCausalLM.from_pretrained`` with dtype / attention / checkpointing / RoPE scaling from the
+    config."""
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(resolve_model_path(cfg.name_or_path), **_common_kwargs(cfg))
+    src = resolve_model_path(cfg.name_or_path)
+    model = AutoModelForCausalLM.from_pretrained(src, **_common_kwargs(cfg), **_with_config(src, cfg))
     return _finish(model, cfg)
 
 
@@ -279,8 +315,9 @@ def load_seq_cls(cfg: ModelConfig, num_labels: int = 1):
     """``AutoModelForSequenceClassification.from_pretrained`` (scalar head) for a discriminative RM."""
     from transformers import AutoModelForSequenceClassification
 
+    src = resolve_model_path(cfg.name_or_path)
     model = AutoModelForSequenceClassification.from_pretrained(
-        resolve_model_path(cfg.name_or_path), num_labels=num_labels, **_common_kwargs(cfg))
+        src, **_common_kwargs(cfg), **_with_config(src, cfg, num_labels=num_labels))
     if model.config.pad_token_id is None:
         model.config.pad_token_id = model.config.eos_token_id
     return _finish(model, cfg)

@@ -89,7 +89,8 @@ def arch_from_config(cfg: dict, source: str) -> Arch:
                 head_dim=int(g("head_dim") or hidden // heads), vocab=int(g("vocab_size")),
                 tied=bool(g("tie_word_embeddings", False)), max_positions=g("max_position_embeddings"),
                 attention_bias=bool(g("attention_bias", g("model_type") == "qwen2")), source=source,
-                rope_scaling=g("rope_scaling") if isinstance(g("rope_scaling"), dict) else None)
+                rope_scaling=next((r for r in (g("rope_scaling"), g("rope_parameters"))  # transformers 4 / 5 names
+                                   if isinstance(r, dict) and r.get("factor")), None))
 
 
 def _cached_config(repo_id: str, revision: str | None) -> Path | None:
@@ -285,6 +286,8 @@ def build_plan(stage: str, cfg: Any, *, nodes: int = 1, gpus_per_node: int = 8, 
         raise ValueError(f"parallel.sp_size {sp} does not divide the world size {world} "
                          f"({nodes} node(s) x {gpus_per_node} GPU(s))")
     arch = find_arch(cfg.model.name_or_path, cfg.model.revision, model_hint)
+    if getattr(cfg.model, "rope_scaling", None):  # applied on load over the checkpoint's (longrm.models)
+        arch.rope_scaling = {**(arch.rope_scaling or {}), **cfg.model.rope_scaling}
     params = param_count(arch, head="score" if stage == "disrm" else "lm")
     bf16 = bool(cfg.train.bf16 or cfg.model.dtype == "bfloat16")
     ds = build_ds_config(cfg.train, cfg.train.max_steps or 1000, bf16=bf16)
@@ -306,8 +309,8 @@ def build_plan(stage: str, cfg: Any, *, nodes: int = 1, gpus_per_node: int = 8, 
     if arch.context_limit and cfg.data.max_length > arch.context_limit:
         plan.warnings.append(
             f"data.max_length {cfg.data.max_length} > the model's context window {arch.context_limit}: "
-            "extend the RoPE range in the model's config.json first (Qwen3: rope_scaling "
-            "{rope_type: yarn, factor: 4.0, original_max_position_embeddings: 32768}, as its model card describes)")
+            "extend the RoPE range with model.rope_scaling (Qwen3, as its model card describes: "
+            "{rope_type: yarn, factor: 4.0, original_max_position_embeddings: 32768})")
     if cfg.parallel.head_stride and arch.kv_heads % cfg.parallel.head_stride:
         plan.warnings.append(f"parallel.head_stride {cfg.parallel.head_stride} does not divide the "
                              f"{arch.kv_heads} KV heads")

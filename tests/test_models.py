@@ -66,3 +66,36 @@ def test_tiny_judge_preset_reads_task_text_as_words(tiny_model_dir):
     assert m.config.num_hidden_layers == 3 and m.config.vocab_size >= len(tok)
     assert m.get_output_embeddings().weight is m.get_input_embeddings().weight  # tied: a copy is the identity map
     assert resolve_model_path("tiny:qwen2") != path
+
+
+def test_rope_scaling_merges_over_the_checkpoint_and_is_saved(tmp_path):
+    """model.rope_scaling: YaRN over the checkpoint's own θ, equal to a config written by hand, saved with the
+    model (a reload without the option reads the same positions), and a bad value named before weights load."""
+    from transformers import LlamaConfig
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+
+    src = build_tiny(tmp_path / "m", arch="llama", vocab_size=1024, hidden_size=32, num_heads=2, num_kv_heads=1)
+    yarn = {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 1024}
+    cfg = ModelConfig(name_or_path=str(src), dtype="float32", gradient_checkpointing=False, rope_scaling=yarn)
+    m = load_causal_lm(cfg)
+    assert m.config.rope_parameters == {"rope_theta": 1_000_000.0, **yarn}  # θ kept (not 10,000)
+    assert m.config.max_position_embeddings == 4096
+    by_hand = LlamaConfig.from_pretrained(str(src))
+    by_hand.rope_parameters = {"rope_theta": 1_000_000.0, **yarn}
+    by_hand.max_position_embeddings = 4096
+    inv_freq, scale = ROPE_INIT_FUNCTIONS["yarn"](by_hand, "cpu")
+    assert torch.allclose(m.model.rotary_emb.inv_freq, inv_freq) and m.model.rotary_emb.attention_scaling == scale
+    plain = load_causal_lm(ModelConfig(name_or_path=str(src), dtype="float32", gradient_checkpointing=False))
+    assert not torch.allclose(plain.model.rotary_emb.inv_freq, inv_freq)
+    ids = torch.arange(1, 200).unsqueeze(0)
+    with torch.no_grad():
+        a = m(ids).logits
+        assert not torch.allclose(a, plain(ids).logits)
+    m.save_pretrained(str(tmp_path / "trained"))
+    again = load_causal_lm(ModelConfig(name_or_path=str(tmp_path / "trained"), dtype="float32"))
+    with torch.no_grad():
+        assert torch.equal(a, again(ids).logits)
+    s = load_seq_cls(cfg)
+    assert s.config.num_labels == 1 and s.config.rope_parameters["rope_type"] == "yarn"
+    with pytest.raises(ValueError, match="model.rope_scaling"):
+        load_causal_lm(ModelConfig(name_or_path=str(src), dtype="float32", rope_scaling={"rope_type": "yarn"}))

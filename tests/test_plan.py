@@ -59,8 +59,16 @@ def test_plan_numbers_are_sane(name, monkeypatch):
     m, P = plan.memory, plan.params["total"]
     assert m["weights"] == 2 * P and m["gradients"] == 2 * P / 8 and m["optimizer"] == 12 * P / 8  # ZeRO-2, bf16
     assert 30e9 < m["total"] < 60e9 and plan.fits  # the paper trained these on 8 x A100-80GB
-    qwen = name.startswith("qwen3")
-    assert any("context window 40960" in w for w in plan.warnings) == qwen  # Qwen3 needs YaRN for 128K
+    assert not any("context window" in w for w in plan.warnings)  # Qwen3's presets set YaRN to 128K
+    assert plan.arch.context_limit >= 131072
+
+
+def test_plan_warns_without_rope_scaling(monkeypatch):
+    monkeypatch.chdir(REPO)
+    stage, cfg = _load("qwen3_8b_sft.yaml")
+    cfg.model.rope_scaling = None
+    plan = build_plan(stage, cfg)
+    assert any("context window 40960" in w and "model.rope_scaling" in w for w in plan.warnings)
 
 
 def test_plan_scales_with_nodes_and_zero():
