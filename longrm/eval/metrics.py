@@ -33,7 +33,7 @@ from typing import Iterable, Sequence
 
 from .samples import LENGTHS, TASKS
 
-__all__ = ["rank_match_ratio", "ranking_from_scores", "rank_match_from_scores", "compute_metrics",
+__all__ = ["rank_match_ratio", "ranking_from_scores", "rank_match_from_scores", "compute_metrics", "wilson_interval",
            "COLUMN_GROUPS"]
 
 # Column groups of the benchmark table, in order; task and length groups may grow with the data.
@@ -80,6 +80,18 @@ def rank_match_from_scores(scores: Sequence[float | None]) -> float:
     return hits / n
 
 
+def wilson_interval(p: float | None, n: int, z: float = 1.959964) -> tuple[float, float] | None:
+    """Wilson score interval of a proportion ``p`` measured on ``n`` samples (95% at the default ``z``):
+    ``(p + z²/2n ± z·sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n)``.  Held-out sets are small (45 pairs: about ±13
+    points), so every headline accuracy carries one."""
+    if p is None or n <= 0:
+        return None
+    d = 1 + z * z / n
+    center = (p + z * z / (2 * n)) / d
+    half = z / d * math.sqrt(max(p * (1 - p), 0.0) / n + z * z / (4 * n * n))
+    return max(0.0, center - half), min(1.0, center + half)
+
+
 def _mean(vals: list[float]) -> float | None:
     return sum(vals) / len(vals) if vals else None
 
@@ -124,6 +136,7 @@ def compute_metrics(rows: Iterable[dict]) -> dict:
     columns["Same."] = _col(score([r for r in pw if str(r["subtype"]) == "same"]))
     columns["Diff."] = _col(score([r for r in pw if str(r["subtype"]) != "same"]))
     columns["PairWise Avg."] = _col(score(pw))
+    columns["PairWise Avg."]["ci95"] = wilson_interval(columns["PairWise Avg."]["value"], len(pw))
     groups["pairwise"] = ["Same.", "Diff.", "PairWise Avg."]
     for k in ranks:
         columns[f"Rank{k}"] = _col(by_rank.get(k, []))

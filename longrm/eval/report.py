@@ -68,4 +68,8 @@ def results_markdown(metrics: Sequence[dict], title: str = "Long-RewardBench res
     """The table plus a short legend."""
     legend = ("Task columns, Same./Diff. and the length buckets are pairwise accuracy; Rank2–4 are best-of-N "
               "rank match ratios; AVG. averages every sample. Values in %; – = no samples.")
+    cis = [f"{m.get('name', '?')}: {100 * ci[0]:.0f}–{100 * ci[1]:.0f}% of {m['columns']['PairWise Avg.']['n']} pairs"
+           for m in metrics if (ci := m["columns"].get("PairWise Avg.", {}).get("ci95"))]
+    if cis:
+        legend += " 95% Wilson interval of PairWise Avg.: " + "; ".join(cis) + "."
     return f"# {title}\n\n{markdown_table(metrics)}\n{legend}\n"

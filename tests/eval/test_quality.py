@@ -24,8 +24,28 @@ def test_summary_and_table_by_hand(tmp_path):
     assert abs(a["best_of_n"] - 2 / 3) < 1e-12 and a["parse_failure_rate"] == 0.0
     assert s["judge"]["missing"] is None
     table = quality_table(s)
-    assert "| judge | before | 25.0 | 25.0 | – | 0.0 | 100.0 | 4 |" in table
-    assert "| judge | after | 66.7 | 75.0 | 50.0 | 66.7 | 0.0 | 6 |" in table
+    assert "| judge | before | 25.0 | 5–70 | 25.0 | – | 0.0 | 100.0 | 4 |" in table
+    assert "| judge | after | 66.7 | 30–90 | 75.0 | 50.0 | 66.7 | 0.0 | 6 |" in table
     assert "| judge | missing | not run |" in table
     json.dumps(s)  # the pipeline prints it as one JSON line
     assert compute_metrics(after)["columns"]["PairWise Avg."]["value"] == a["pairwise"]
+
+
+def test_wilson_interval_by_hand():
+    """95% Wilson interval: (p + z²/2n ± z·sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n), evaluated by hand."""
+    from longrm.eval.metrics import wilson_interval
+
+    lo, hi = wilson_interval(0.25, 4)  # z² = 3.8415; center 0.37249, half-width 0.32688
+    assert abs(lo - 0.04561) < 1e-4 and abs(hi - 0.69937) < 1e-4
+    lo, hi = wilson_interval(38 / 45, 45)  # the quickstart's 84.4% on 45 pairs
+    assert abs(lo - 0.7123) < 1e-3 and abs(hi - 0.9225) < 1e-3
+    assert abs(wilson_interval(1.0, 10)[1] - 1.0) < 1e-12 and abs(wilson_interval(0.0, 10)[0]) < 1e-12
+    assert wilson_interval(None, 0) is None
+
+
+def test_results_markdown_names_the_interval():
+    from longrm.eval.report import results_markdown
+
+    rows = _rows([1, 1, 0, 1])
+    md = results_markdown([summarize(rows, name="x", mode="pointwise")])
+    assert "95% Wilson interval of PairWise Avg.: x: 30–95% of 4 pairs." in md
