@@ -1,0 +1,131 @@
+"""Induction warm-up of the tiny judge base: an experiment, not a pipeline stage (docs/reward_quality.md, fifth round).
+
+Why: the quickstart's tiny random-init judge never learns to find a code 4K tokens back (retrieval). This script
+trains ``tiny:judge`` as a plain causal LM on a copy task, with the loss only on a repeated span of random tokens,
+so every label needs the earlier copy (an induction head). The length curriculum matters:
+
+  stage      tokens   batch   steps   repeat-token accuracy measured on one thread (2026-12-07)
+  64         64       32      1,500   64: 68%  (from random init nothing forms at 256 tokens in 3,000 steps)
+  256        256      8       1,000   256: 92%, 1K: 58%
+  1024       1,024    4       400     1K: 84%, 4K: 39%
+
+Then ``longrm disrm --model.name_or_path OUT/1024`` trains a DisRM on that base, like any HF folder.
+
+    python benchmarks/induction_warmup.py --out out/warm          # ~17 min on one thread
+    python benchmarks/induction_warmup.py --out out/warm --stages 64:32:1500
+
+Prints one JSON line per 100 steps and, per stage, the accuracy at 256 / 1K / 4K tokens; the last line is one JSON
+object with every stage's numbers.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import time
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from data_synthesis.synthetic import distractor_documents
+from longrm.models import resolve_model_path
+
+
+class CopyTask:
+    """Sequences of distractor text holding one span of random tokens twice; labels on the second copy only
+    (from its second token: the first is not predictable)."""
+
+    def __init__(self, tok, span: tuple[int, int] = (16, 48), code_share: float = 0.3, seed: int = 5000):
+        self.tok, self.span, self.code_share = tok, span, code_share
+        self.stream: list[int] = []
+        for d in distractor_documents(1500, seed=seed):
+            self.stream += tok(d + "\n\n", add_special_tokens=False)["input_ids"]
+        ids = (tok.convert_tokens_to_ids(str(i)) for i in range(100, 1000))
+        self.codes = [i for i in ids if i is not None and i != tok.unk_token_id]
+        self.first_word = 300  # below: special and byte tokens
+
+    def sample(self, rng: random.Random, T: int, span: tuple[int, int] | None = None) -> tuple[list[int], list[int]]:
+        lo, hi = span or self.span
+        s = rng.randrange(0, len(self.stream) - T - 1)
+        ids, lab = list(self.stream[s:s + T]), [-100] * T
+        R = rng.randint(lo, min(hi, (T - 2) // 2 - 1))
+        rep = [rng.choice(self.codes) if rng.random() < self.code_share else rng.randrange(self.first_word, len(self.tok))
+               for _ in range(R)]
+        a = rng.randrange(0, max(1, min(T // 4, T - 2 * R - 1)))
+        b = rng.randrange(a + R + 1, T - R + 1)
+        ids[a:a + R] = rep
+        ids[b:b + R] = rep
+        lab[b + 1:b + R] = rep[1:]
+        return ids, lab
+
+    def batch(self, rng: random.Random, T: int, n: int, span=None) -> tuple[torch.Tensor, torch.Tensor]:
+        xs, ys = zip(*(self.sample(rng, T, span) for _ in range(n)))
+        return torch.tensor(xs), torch.tensor(ys)
+
+
+@torch.no_grad()
+def repeat_accuracy(model, task: CopyTask, T: int, n: int = 8, seed: int = 123, span=None) -> float:
+    """Share of second-copy tokens the model predicts (argmax) — the induction read-out."""
+    was = model.training
+    model.eval()
+    x, y = task.batch(random.Random(seed), T, n, span)
+    pred = model(x).logits[:, :-1].argmax(-1)
+    yy = y[:, 1:]
+    m = yy != -100
+    model.train(was)
+    return (pred[m] == yy[m]).float().mean().item()
+
+
+def train_stage(model, task: CopyTask, T: int, batch: int, steps: int, lr: float, span=None, seed: int = 0) -> None:
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    warm = 50
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warm) * (0.1 + 0.45 * (1 + math.cos(math.pi * min(s, steps) / steps))))
+    rng, t0 = random.Random(seed), time.time()
+    model.train()
+    for step in range(1, steps + 1):
+        x, y = task.batch(rng, T, batch, span)
+        loss = model(input_ids=x, labels=y).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad()
+        if step % 100 == 0:
+            print(json.dumps({"T": T, "step": step, "loss": round(loss.item(), 3),
+                              f"acc{T}": round(repeat_accuracy(model, task, T, span=span), 3),
+                              "s": round(time.time() - t0)}), flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", required=True, help="folder; each stage is saved to OUT/<tokens>")
+    ap.add_argument("--init", default="tiny:judge", help="the base to start from (built-in name or HF folder)")
+    ap.add_argument("--stages", nargs="+", default=["64:32:1500", "256:8:1000", "1024:4:400"],
+                    help="tokens:batch:steps per stage, in order")
+    ap.add_argument("--lr", type=float, default=1e-3)
+    args = ap.parse_args()
+
+    torch.manual_seed(0)
+    src = resolve_model_path(args.init)
+    tok = AutoTokenizer.from_pretrained(src)
+    model = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32)
+    task = CopyTask(tok)
+    summary = {}
+    for i, spec in enumerate(args.stages):
+        T, batch, steps = (int(v) for v in spec.split(":"))
+        span = (8, 20) if T <= 64 else None
+        train_stage(model, task, T, batch, steps, args.lr, span=span, seed=i)
+        acc = {L: round(repeat_accuracy(model, task, L, n=8 if L <= 1024 else 4), 3) for L in (256, 1024, 4096)}
+        summary[spec] = acc
+        out = Path(args.out) / str(T)
+        model.save_pretrained(str(out))
+        tok.save_pretrained(str(out))
+        print(json.dumps({"stage": spec, "saved": str(out), "repeat_accuracy": acc}), flush=True)
+    print(json.dumps({"stages": summary}))
+
+
+if __name__ == "__main__":
+    main()
