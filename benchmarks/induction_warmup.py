@@ -51,8 +51,8 @@ class CopyTask:
         s = rng.randrange(0, len(self.stream) - T - 1)
         ids, lab = list(self.stream[s:s + T]), [-100] * T
         R = rng.randint(lo, min(hi, (T - 2) // 2 - 1))
-        rep = [rng.choice(self.codes) if rng.random() < self.code_share else rng.randrange(self.first_word, len(self.tok))
-               for _ in range(R)]
+        rep = [rng.choice(self.codes) if rng.random() < self.code_share
+               else rng.randrange(self.first_word, len(self.tok)) for _ in range(R)]
         a = rng.randrange(0, max(1, min(T // 4, T - 2 * R - 1)))
         b = rng.randrange(a + R + 1, T - R + 1)
         ids[a:a + R] = rep

@@ -25,8 +25,8 @@ import torch
 
 from .config import ModelConfig
 
-__all__ = ["cache_dir", "resolve_model_path", "build_tiny", "build_tiny_tokenizer", "smollm2_path", "scaled_rope_config",
-           "load_tokenizer", "load_causal_lm", "load_seq_cls", "torch_dtype"]
+__all__ = ["cache_dir", "resolve_model_path", "build_tiny", "build_tiny_tokenizer", "smollm2_path",
+           "scaled_rope_config", "load_tokenizer", "load_causal_lm", "load_seq_cls", "torch_dtype"]
 
 CHATML_TEMPLATE = (
     "{% for message in messages %}"
@@ -272,8 +272,8 @@ def scaled_rope_config(src: str, cfg: ModelConfig, **config_kwargs):
 
     ``rope_parameters = {**checkpoint's, **rope_scaling}`` keeps the checkpoint's ``rope_theta`` (transformers'
     own ``rope_scaling=`` kwarg replaces the whole dict and falls back to θ = 10,000); ``max_position_embeddings``
-    becomes ``factor × original_max_position_embeddings`` when both are given (YaRN checks that ratio).  The result is validated by
-    transformers and saved with the model, so a trained checkpoint reloads with the same positions.
+    becomes ``factor × original_max_position_embeddings`` when both are given (YaRN checks that ratio).  The result
+    is validated by transformers and saved with the model, so a trained checkpoint reloads with the same positions.
     """
     if not cfg.rope_scaling:
         return None

@@ -286,7 +286,7 @@ def build_plan(stage: str, cfg: Any, *, nodes: int = 1, gpus_per_node: int = 8, 
         raise ValueError(f"parallel.sp_size {sp} does not divide the world size {world} "
                          f"({nodes} node(s) x {gpus_per_node} GPU(s))")
     arch = find_arch(cfg.model.name_or_path, cfg.model.revision, model_hint)
-    if getattr(cfg.model, "rope_scaling", None):  # applied on load over the checkpoint's (longrm.models)
+    if cfg.model.rope_scaling:  # applied on load over the checkpoint's (longrm.models)
         arch.rope_scaling = {**(arch.rope_scaling or {}), **cfg.model.rope_scaling}
     params = param_count(arch, head="score" if stage == "disrm" else "lm")
     bf16 = bool(cfg.train.bf16 or cfg.model.dtype == "bfloat16")

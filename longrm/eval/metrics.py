@@ -34,7 +34,7 @@ from typing import Iterable, Sequence
 from .samples import LENGTHS, TASKS
 
 __all__ = ["rank_match_ratio", "ranking_from_scores", "rank_match_from_scores", "compute_metrics", "wilson_interval",
-           "COLUMN_GROUPS"]
+           "format_interval", "COLUMN_GROUPS"]
 
 # Column groups of the benchmark table, in order; task and length groups may grow with the data.
 COLUMN_GROUPS = ("tasks", "pairwise", "rank", "length", "overall")
@@ -90,6 +90,11 @@ def wilson_interval(p: float | None, n: int, z: float = 1.959964) -> tuple[float
     center = (p + z * z / (2 * n)) / d
     half = z / d * math.sqrt(max(p * (1 - p), 0.0) / n + z * z / (4 * n * n))
     return max(0.0, center - half), min(1.0, center + half)
+
+
+def format_interval(ci: Sequence[float] | None) -> str:
+    """``(0.712, 0.923)`` → ``"71–92"`` (percent, whole numbers); ``"–"`` when there is none."""
+    return f"{100 * ci[0]:.0f}–{100 * ci[1]:.0f}" if ci else "–"
 
 
 def _mean(vals: list[float]) -> float | None:

@@ -2,15 +2,16 @@
 
 Each entry names a judge and the eval runs (metrics JSON or run folder, :func:`longrm.eval.report.load_metrics`)
 of its stages in order, e.g. ``base → sft → logo`` on the same held-out rows.  The table shows, per stage,
-pairwise accuracy overall (with its 95% Wilson interval: held-out sets are small) and per length bucket, the best-of-N rank match ratio and the parse-failure rate;
-the JSON object carries the same numbers (fractions) for scripts (``benchmarks/reward_quality.py``).
+pairwise accuracy overall (with its 95% Wilson interval: held-out sets are small) and per length bucket, the
+best-of-N rank match ratio and the parse-failure rate; the JSON object carries the same numbers (fractions) for
+scripts (``benchmarks/reward_quality.py``).
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Sequence
 
-from .metrics import wilson_interval
+from .metrics import format_interval, wilson_interval
 from .report import load_metrics
 from .samples import LENGTHS
 
@@ -49,16 +50,15 @@ def _pct(v) -> str:
 def quality_table(summary: dict, title: str = "Reward quality on held-out rows") -> str:
     """Markdown: one row per (judge, stage)."""
     lengths = [L for L in LENGTHS if any(n and L in n["by_length"] for st in summary.values() for n in st.values())]
-    head = ["judge", "stage", "pairwise acc %", "95% CI", *[f"{L} %" for L in lengths], "best-of-N rank %", "parse fail %",
-            "N pairwise"]
+    head = ["judge", "stage", "pairwise acc %", "95% CI", *[f"{L} %" for L in lengths], "best-of-N rank %",
+            "parse fail %", "N pairwise"]
     lines = [f"# {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * 2 + "---:|" * (len(head) - 2)]
     for judge, stages in summary.items():
         for label, n in stages.items():
             if n is None:
                 lines.append(f"| {judge} | {label} | " + " | ".join(["not run"] + ["–"] * (len(head) - 3)) + " |")
                 continue
-            ci = n.get("pairwise_ci95")
-            cells = [_pct(n["pairwise"]), f"{100 * ci[0]:.0f}–{100 * ci[1]:.0f}" if ci else "–",
+            cells = [_pct(n["pairwise"]), format_interval(n.get("pairwise_ci95")),
                      *[_pct(n["by_length"].get(L)) for L in lengths], _pct(n["best_of_n"]),
                      _pct(n["parse_failure_rate"]), str(n["n_pairwise"])]
             lines.append(f"| {judge} | {label} | " + " | ".join(cells) + " |")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..config import atomic_write_text
-from .metrics import compute_metrics
+from .metrics import compute_metrics, format_interval
 
 __all__ = ["summarize", "write_metrics", "load_metrics", "markdown_table", "results_markdown"]
 
@@ -68,7 +68,7 @@ def results_markdown(metrics: Sequence[dict], title: str = "Long-RewardBench res
     """The table plus a short legend."""
     legend = ("Task columns, Same./Diff. and the length buckets are pairwise accuracy; Rank2–4 are best-of-N "
               "rank match ratios; AVG. averages every sample. Values in %; – = no samples.")
-    cis = [f"{m.get('name', '?')}: {100 * ci[0]:.0f}–{100 * ci[1]:.0f}% of {m['columns']['PairWise Avg.']['n']} pairs"
+    cis = [f"{m.get('name', '?')}: {format_interval(ci)}% of {m['columns']['PairWise Avg.']['n']} pairs"
            for m in metrics if (ci := m["columns"].get("PairWise Avg.", {}).get("ci95"))]
     if cis:
         legend += " 95% Wilson interval of PairWise Avg.: " + "; ".join(cis) + "."

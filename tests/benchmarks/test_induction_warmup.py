@@ -1,6 +1,7 @@
 """benchmarks/induction_warmup.py: the copy task's labels are exactly the earlier copy (the experiment's premise),
 and a few steps run end to end and save a loadable HF folder."""
 import json
+import os
 import random
 import subprocess
 import sys
@@ -34,7 +35,7 @@ def test_labels_are_the_second_copy_of_one_random_span():
 def test_runs_and_saves_a_loadable_base(tmp_path):
     r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "induction_warmup.py"), "--out", str(tmp_path),
                         "--stages", "64:2:100"], capture_output=True, text=True, cwd=REPO, timeout=600,
-                       env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr[-2000:]
     last = json.loads(r.stdout.strip().splitlines()[-1])
     assert set(last["stages"]["64:2:100"]) == {"256", "1024", "4096"}
