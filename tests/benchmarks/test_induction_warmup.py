@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from longrm.models import resolve_model_path
@@ -34,10 +35,33 @@ def test_labels_are_the_second_copy_of_one_random_span():
 
 def test_runs_and_saves_a_loadable_base(tmp_path):
     r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "induction_warmup.py"), "--out", str(tmp_path),
-                        "--stages", "64:2:100"], capture_output=True, text=True, cwd=REPO, timeout=600,
+                        "--stages", "64:2:100", "--publish", str(tmp_path / "pub")], capture_output=True, text=True, cwd=REPO, timeout=600,
                        env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr[-2000:]
     last = json.loads(r.stdout.strip().splitlines()[-1])
-    assert set(last["stages"]["64:2:100"]) == {"256", "1024", "4096"}
+    assert set(last["stages"]["64:2:100"]) == {"256", "1024", "4096", "steps", "own"}
     model = AutoModelForCausalLM.from_pretrained(str(tmp_path / "64"))
     assert model.config.tie_word_embeddings
+    published = AutoModelForCausalLM.from_pretrained(str(tmp_path / "pub"))  # the last stage, with its model card
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), published.state_dict().values()))
+    assert "| 64:2:100 | 100 |" in (tmp_path / "pub" / "README.md").read_text()
+
+
+def test_shipped_warm_base_is_this_warmup_of_tiny_judge():
+    """``tiny:judge-warm`` (shipped in longrm/assets) is tiny:judge's tokenizer with weights that copy: the
+    repeated span is predicted at 256 and 1K tokens, where the random-init tiny:judge predicts none of it."""
+
+    warm, fresh = resolve_model_path("tiny:judge-warm"), resolve_model_path("tiny:judge")
+    assert Path(warm).is_relative_to(REPO / "longrm" / "assets")
+    tok_w, tok_f = AutoTokenizer.from_pretrained(warm), AutoTokenizer.from_pretrained(fresh)
+    assert tok_w.get_vocab() == tok_f.get_vocab()  # synthesis expands with tiny:judge's tokenizer: same ids
+    assert tok_w.chat_template == tok_f.chat_template
+    task = CopyTask(tok_f)
+    from induction_warmup import repeat_accuracy
+
+    torch.set_num_threads(1)
+    m_w = AutoModelForCausalLM.from_pretrained(warm)
+    m_f = AutoModelForCausalLM.from_pretrained(fresh)
+    assert m_w.config.to_dict() | {"_name_or_path": ""} == m_f.config.to_dict() | {"_name_or_path": ""}
+    assert repeat_accuracy(m_w, task, 256) > 0.5 and repeat_accuracy(m_w, task, 1024, n=4) > 0.5  # card: 68% / 67%
+    assert repeat_accuracy(m_f, task, 256) < 0.05
