@@ -127,11 +127,11 @@ prompt, a question, a response or a judgement: the warm-up gives the base *retri
 teach it to judge. Shipped because the build is over the quickstart's budget; `tiny:judge-warm` loads this folder.
 
 Built with `OMP_NUM_THREADS={torch.get_num_threads()} python benchmarks/induction_warmup.py --out {args.out} --stages
-{' '.join(args.stages)} --lr {args.lr} --publish {args.publish}` (torch {torch.__version__}; the thread
+{' '.join(st[0] for st in args.stages)} --lr {args.lr} --publish {args.publish}` (torch {torch.__version__}; the thread
 count changes float summation order, hence the step at which induction forms). Repeat-token accuracy (argmax on the
 second copy) after each stage, at the stage's own length and at 256 / 1K / 4K tokens:
 
-| stage tokens:batch:max steps[:stop at] | steps | at its length | 256 | 1K | 4K |
+| stage tokens:batch:max steps[:stop at] | steps | at its length (the stop test's batch) | 256 | 1K | 4K |
 |---|---:|---:|---:|---:|---:|
 {rows}
 
@@ -139,16 +139,58 @@ Why and what it buys: docs/reward_quality.md ("Fifth round", "Sixth round").
 """
 
 
+def stage_spec(spec: str) -> tuple[str, int, int, int, float | None]:
+    """``tokens:batch:max_steps[:until]`` → (spec, tokens, batch, steps, until), checked before any training."""
+    fields = spec.split(":")
+    try:
+        if len(fields) not in (3, 4):
+            raise ValueError
+        T, batch, steps = (int(v) for v in fields[:3])
+        until = float(fields[3]) if len(fields) == 4 else None
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"stage {spec!r}: expected tokens:batch:max_steps[:until]") from None
+    if min(T, batch, steps) < 1 or T < 8:
+        raise argparse.ArgumentTypeError(f"stage {spec!r}: tokens ≥ 8, batch and steps ≥ 1")
+    if until is not None and not 0 < until <= 1:
+        raise argparse.ArgumentTypeError(f"stage {spec!r}: until is an accuracy in (0, 1], got {until}")
+    return spec, T, batch, steps, until
+
+
+def publish(model, tok, final: Path, card: str) -> None:
+    """Save ``model`` + ``tok`` + ``card`` to ``final``: written to a temp folder beside it, then swapped in (the old
+    folder is renamed aside first and deleted last, so an interruption never leaves ``final`` missing or half
+    written; at worst a hidden ``.name.*`` folder stays beside it)."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    try:
+        model.save_pretrained(str(tmp))
+        tok.save_pretrained(str(tmp))
+        (tmp / "README.md").write_text(card)
+        for f in (tmp, *tmp.iterdir()):  # mkdtemp makes 0700; a shipped folder is read by everyone
+            os.chmod(f, 0o755 if f.is_dir() else 0o644)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = None
+    if final.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old.", dir=final.parent))
+        os.replace(final, old / final.name)
+    os.replace(tmp, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True, help="folder; each stage is saved to OUT/<tokens>")
     ap.add_argument("--init", default="tiny:judge", help="the base to start from (built-in name or HF folder)")
-    ap.add_argument("--stages", nargs="+", default=["64:32:4000:0.6", "256:8:3000:0.9", "1024:4:1000:0.8"],
+    ap.add_argument("--stages", nargs="+", type=stage_spec,
+                    default=[stage_spec(s) for s in ("64:32:4000:0.6", "256:8:3000:0.9", "1024:4:1000:0.8")],
                     help="tokens:batch:steps[:until] per stage, in order; until = stop once the repeat accuracy "
                     "at the stage's length reaches it (checked every 100 steps)")
     ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--publish", default=None, help="also save the last stage here, atomically (temp folder + "
-                    "rename); longrm/assets/tiny-judge-warm is what ``tiny:judge-warm`` loads")
+    ap.add_argument("--publish", default=None, help="also save the last stage here with a model card (temp folder, "
+                    "then swapped in); longrm/assets/tiny-judge-warm is what ``tiny:judge-warm`` loads")
     args = ap.parse_args()
 
     torch.manual_seed(0)
@@ -157,11 +199,9 @@ def main() -> None:
     model = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32)
     task = CopyTask(tok)
     summary = {}
-    for spec in args.stages:
-        fields = spec.split(":")
-        T, batch, steps = (int(v) for v in fields[:3])
-        until = float(fields[3]) if len(fields) > 3 else None
+    for spec, T, batch, steps, until in args.stages:
         span = (8, 20) if T <= 64 else None
+        # the data seed is the stage's length, so a run resumed from OUT/<tokens> with --init draws the same data
         taken = train_stage(model, task, T, batch, steps, args.lr, span=span, seed=T, until=until)
         acc = {L: round(repeat_accuracy(model, task, L, n=8 if L <= 1024 else 4), 3) for L in (256, 1024, 4096)}
         own = round(repeat_accuracy(model, task, T, span=span), 3)  # at the stage's own length (the stop test)
@@ -171,18 +211,8 @@ def main() -> None:
         tok.save_pretrained(str(out))
         print(json.dumps({"stage": spec, "saved": str(out), "repeat_accuracy": acc}), flush=True)
     if args.publish:
-        final = Path(args.publish)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-        model.save_pretrained(str(tmp))
-        tok.save_pretrained(str(tmp))
-        (tmp / "README.md").write_text(model_card(args, summary))
-        for f in (tmp, *tmp.iterdir()):  # mkdtemp makes 0700; a shipped folder is read by everyone
-            os.chmod(f, 0o755 if f.is_dir() else 0o644)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        print(json.dumps({"published": str(final)}), flush=True)
+        publish(model, tok, Path(args.publish), model_card(args, summary))
+        print(json.dumps({"published": args.publish}), flush=True)
     print(json.dumps({"stages": summary}))
 
 
