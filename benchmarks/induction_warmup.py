@@ -28,10 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import random
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -39,6 +36,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from data_synthesis.synthetic import distractor_documents
+from longrm.config import atomic_dir
 from longrm.models import resolve_model_path
 
 
@@ -156,30 +154,6 @@ def stage_spec(spec: str) -> tuple[str, int, int, int, float | None]:
     return spec, T, batch, steps, until
 
 
-def publish(model, tok, final: Path, card: str) -> None:
-    """Save ``model`` + ``tok`` + ``card`` to ``final``: written to a temp folder beside it, then swapped in (the old
-    folder is renamed aside first and deleted last, so an interruption never leaves ``final`` missing or half
-    written; at worst a hidden ``.name.*`` folder stays beside it)."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    try:
-        model.save_pretrained(str(tmp))
-        tok.save_pretrained(str(tmp))
-        (tmp / "README.md").write_text(card)
-        for f in (tmp, *tmp.iterdir()):  # mkdtemp makes 0700; a shipped folder is read by everyone
-            os.chmod(f, 0o755 if f.is_dir() else 0o644)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = None
-    if final.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old.", dir=final.parent))
-        os.replace(final, old / final.name)
-    os.replace(tmp, final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True, help="folder; each stage is saved to OUT/<tokens>")
@@ -211,7 +185,12 @@ def main() -> None:
         tok.save_pretrained(str(out))
         print(json.dumps({"stage": spec, "saved": str(out), "repeat_accuracy": acc}), flush=True)
     if args.publish:
-        publish(model, tok, Path(args.publish), model_card(args, summary))
+        with atomic_dir(args.publish) as tmp:  # written beside it, then swapped in
+            model.save_pretrained(str(tmp))
+            tok.save_pretrained(str(tmp))
+            (tmp / "README.md").write_text(model_card(args, summary))
+            for f in tmp.iterdir():  # safetensors writes 0600; a shipped folder is read by everyone
+                f.chmod(0o644)
         print(json.dumps({"published": args.publish}), flush=True)
     print(json.dumps({"stages": summary}))
 

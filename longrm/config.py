@@ -221,11 +221,24 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def publish_dir(tmp: str | os.PathLike, dest: str | os.PathLike) -> Path:
-    """Move the finished folder ``tmp`` to ``dest``, replacing an older ``dest``."""
+    """Move the finished folder ``tmp`` to ``dest``, replacing an older ``dest``.
+
+    The older ``dest`` is renamed aside first and deleted last (put back if the swap fails), so ``dest`` is never
+    missing or half deleted, whatever interrupts it."""
     dest = Path(dest)
+    old = None
     if dest.exists():
-        shutil.rmtree(dest)
-    os.replace(tmp, dest)
+        old = dest.parent / f".old-{dest.name}"
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(dest, old)
+    try:
+        os.replace(tmp, dest)
+    except BaseException:
+        if old is not None:
+            os.replace(old, dest)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
     return dest
 
 

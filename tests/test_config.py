@@ -98,3 +98,33 @@ def test_every_stage_help_lists_its_keys():
     for name, mod in stages.items():
         text = _stage_help(name, mod)
         assert f"longrm {name}" in text and "config keys" in text and " = " in text
+
+
+def test_publish_dir_replaces_and_never_leaves_dest_missing(tmp_path, monkeypatch):
+    import os
+
+    from longrm.config import atomic_dir, publish_dir
+
+    dest = tmp_path / "model"
+    with atomic_dir(dest) as tmp:
+        tmp.mkdir()
+        (tmp / "w").write_text("v1")
+    with atomic_dir(dest) as tmp:
+        tmp.mkdir()
+        (tmp / "w").write_text("v2")
+    assert (dest / "w").read_text() == "v2" and sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+    new = tmp_path / "new"
+    new.mkdir()
+    (new / "w").write_text("v3")
+    real = os.replace
+
+    def swap_fails(src, dst):
+        if str(src) == str(new):
+            raise OSError("disk full")
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", swap_fails)
+    with pytest.raises(OSError, match="disk full"):
+        publish_dir(new, dest)
+    assert (dest / "w").read_text() == "v2"  # the older folder is put back

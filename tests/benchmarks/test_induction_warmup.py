@@ -16,7 +16,7 @@ from longrm.models import resolve_model_path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "benchmarks"))
-from induction_warmup import CopyTask  # noqa: E402
+from induction_warmup import CopyTask, repeat_accuracy, stage_spec  # noqa: E402
 
 
 def test_labels_are_the_second_copy_of_one_random_span():
@@ -60,8 +60,6 @@ def test_shipped_warm_base_is_this_warmup_of_tiny_judge():
     assert tok_w.get_vocab() == tok_f.get_vocab()  # synthesis expands with tiny:judge's tokenizer: same ids
     assert tok_w.chat_template == tok_f.chat_template
     task = CopyTask(tok_f)
-    from induction_warmup import repeat_accuracy
-
     m_w = AutoModelForCausalLM.from_pretrained(warm)
     m_f = AutoModelForCausalLM.from_pretrained(fresh)
     assert m_w.config.to_dict() | {"_name_or_path": ""} == m_f.config.to_dict() | {"_name_or_path": ""}
@@ -75,8 +73,6 @@ def test_shipped_warm_base_is_this_warmup_of_tiny_judge():
 
 
 def test_stage_specs_are_checked_before_training():
-    from induction_warmup import stage_spec
-
     assert stage_spec("64:32:4000:0.6") == ("64:32:4000:0.6", 64, 32, 4000, 0.6)
     assert stage_spec("256:8:1000") == ("256:8:1000", 256, 8, 1000, None)
     for bad in ("64:32", "64:32:100:", "64:32:100:0.5:1", "64:x:100", "64:32:100:60", "0:32:100"):
