@@ -175,6 +175,9 @@ class OutputConfig(Section):
                              "(default: <dir>/data)")
     rm_path: str | None = Field(None, description="also write response preferences for a DisRM here (the best-voted "
                                 "response vs the lower-voted ones, benchmark-shaped prompt); null: don't")
+    contrast_path: str | None = Field(None, description="also write cross-response judgement preferences for LOGO "
+                                      "here (each voted judgement chosen under its own response, rejected under the "
+                                      "responses voted differently, one shared context); null: don't")
     overwrite: bool = Field(False, description="wipe a work folder made with a different config")
 
 

@@ -44,7 +44,7 @@ __all__ = ["run_synthesis", "process_shard", "merge", "config_fingerprint", "par
 log = logging.getLogger(__name__)
 
 _VOLATILE = {("run", "num_shards"), ("run", "shard_index"), ("run", "action"), ("output", "overwrite"),
-             ("output", "path"), ("output", "rm_path")}
+             ("output", "path"), ("output", "rm_path"), ("output", "contrast_path")}
 _VOLATILE_JUDGE = {"batch_size"}
 _VOLATILE_SERVER = {"concurrency", "timeout", "max_retries", "backoff", "max_backoff"}
 
@@ -144,17 +144,30 @@ def write_rm_view(cfg, work: Path, kept: list[int]) -> Path | None:
     """Response-preference rows for a DisRM (``output.rm_path``), from the merged judge rows."""
     from .rm_view import response_preferences
 
-    if not cfg.output.rm_path:
+    return _write_view(cfg, work, kept, cfg.output.rm_path, response_preferences, "output.rm_path",
+                       "response preferences for a DisRM")
+
+
+def write_contrast_view(cfg, work: Path, kept: list[int]) -> Path | None:
+    """Cross-response judgement preferences for LOGO (``output.contrast_path``), from the merged judge rows."""
+    from .rm_view import judgement_contrasts
+
+    return _write_view(cfg, work, kept, cfg.output.contrast_path, judgement_contrasts, "output.contrast_path",
+                       "cross-response judgement preferences for LOGO")
+
+
+def _write_view(cfg, work: Path, kept: list[int], out: str | None, view, key: str, what: str) -> Path | None:
+    if not out:
         return None
     recs = (PreferenceRecord(**{**row, "metadata": json.loads(row["metadata"])})
             for row, _ in _merged_rows(work, kept, cfg.run.num_shards))
-    rows = [r.to_row() for r in response_preferences(recs)]
+    rows = [r.to_row() for r in view(recs)]
     if not rows:
-        raise RuntimeError(f"{work}: no example has a unique best response among its voted pointwise scores; "
-                           "output.rm_path needs pointwise tasks (tasks.pairwise_fraction < 1)")
-    path = Path(cfg.output.rm_path)
+        raise RuntimeError(f"{work}: no example has two pointwise responses voted apart; {key} needs pointwise "
+                           "tasks (tasks.pairwise_fraction < 1)")
+    path = Path(out)
     _write_merged(lambda: ((r, 0) for r in rows), path)
-    _say(f"response preferences for a DisRM: {len(rows)} rows in {path}")
+    _say(f"{what}: {len(rows)} rows in {path}")
     return path
 
 
@@ -525,6 +538,9 @@ def merge(cfg) -> dict:
     rm_path = write_rm_view(cfg, work, kept)
     if rm_path is not None:
         report["rm_output"] = str(rm_path)
+    contrast_path = write_contrast_view(cfg, work, kept)
+    if contrast_path is not None:
+        report["contrast_output"] = str(contrast_path)
     atomic_write_text(work / "report.json", json.dumps(report, indent=2))
     atomic_write_text(work / "report.md", _report_md(report, out_path))
     _say(f"merged {n_rows} records from {n_parts} parts into {out_path}; report in {work / 'report.md'}")

@@ -7,6 +7,12 @@ pointwise tasks survived voting, the responses are ranked by their voted score: 
 (:func:`data_synthesis.heldout.benchmark_prompt`: the example's expanded context, tags removed, then the question),
 so the DisRM trains on exactly the input it is evaluated on.  Examples without a unique best or without a worse
 response give no row.
+
+:func:`judgement_contrasts` writes cross-response rows for LOGO (REFERENCE §1.5 with rejects taken across
+responses): each voted judgement is the chosen one under its own response and the reject under every response
+voted differently, in one shared context.  A within-response reject differs from the chosen judgement by the
+score the judges disagreed on; a cross-response reject differs in the response, so LOGO's margin is on the check
+itself (docs/reward_quality.md, seventh round).
 """
 from __future__ import annotations
 
@@ -18,7 +24,7 @@ from longrm.records import PreferenceRecord
 
 from .heldout import benchmark_prompt
 
-__all__ = ["response_preferences"]
+__all__ = ["response_preferences", "judgement_contrasts"]
 
 _CTX = re.compile(r"<context>\n(.*)\n</context>", re.S)
 
@@ -51,3 +57,39 @@ def response_preferences(records: Iterable[PreferenceRecord]) -> Iterable[Prefer
                                rejected=[r for _, r in rest], id=f"{source_id}:rm", question=point[0].question,
                                responses=[best[1]] + [r for _, r in rest], reference=point[0].reference,
                                metadata=meta)
+
+
+def _with_response(prompt: list[dict], response: str) -> list[dict]:
+    """``prompt`` (a pointwise judge prompt) with its ``<response>`` block holding ``response`` instead."""
+    user = prompt[-1]["content"]
+    cut = user.rfind("<response>\n")
+    if cut < 0:
+        raise ValueError("a pointwise judge prompt without a <response> block")
+    return [*prompt[:-1], {**prompt[-1], "content": user[:cut] + f"<response>\n{response}\n</response>\n"}]
+
+
+def judgement_contrasts(records: Iterable[PreferenceRecord]) -> Iterable[PreferenceRecord]:
+    """Cross-response judgement preferences: per source example and per voted response ``a``, one record whose
+    ``chosen`` is ``a``'s voted judgement under ``a``'s judge prompt, and whose rejects are that same judgement under
+    the prompt of every response voted differently (largest score gap first; ``rejected_prompts``).  All prompts
+    share the first pointwise row's context, so only the ``<response>`` block differs (records of one example
+    must be consecutive, as the synthesis parts write them)."""
+    for source_id, group in groupby(records, key=lambda r: r.metadata.get("source_id")):
+        point = [r for r in group if r.metadata.get("task") == "pointwise" and r.responses]
+        if source_id is None or len(point) < 2:
+            continue
+        base = point[0].prompt
+        for a in point:
+            sa = int(a.metadata["chosen_score"])
+            others = sorted((b for b in point if int(b.metadata["chosen_score"]) != sa),
+                            key=lambda b: -abs(int(b.metadata["chosen_score"]) - sa))
+            if not others:
+                continue
+            meta = {k: a.metadata.get(k) for k in ("length_bucket", "hop", "prompt_tokens")}
+            meta.update(source_id=source_id, task="judgement_contrast",
+                        scores=[sa] + [int(b.metadata["chosen_score"]) for b in others])
+            yield PreferenceRecord(prompt=_with_response(base, a.responses[0]), chosen=a.chosen,
+                                   rejected=[a.chosen] * len(others), id=f"{a.id}:contrast",
+                                   question=a.question, responses=[a.responses[0]] + [b.responses[0] for b in others],
+                                   reference=a.reference, metadata=meta,
+                                   rejected_prompts=[_with_response(base, b.responses[0]) for b in others])

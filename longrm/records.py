@@ -61,10 +61,21 @@ class PreferenceRecord:
     responses: list[str] = field(default_factory=list)
     reference: str | None = None
     metadata: dict = field(default_factory=dict)
+    # Cross-response rejects: ``rejected_prompts[i]`` is the prompt reject i is judged under (``None`` = ``prompt``).
+    # Each branch's prompt must start with the tokens it shares with the others (the long context).
+    rejected_prompts: list[list[dict] | None] | None = None
+
+    def prompt_of(self, i: int) -> list[dict]:
+        """The prompt reject ``i`` is scored under."""
+        if self.rejected_prompts is None or self.rejected_prompts[i] is None:
+            return self.prompt
+        return self.rejected_prompts[i]
 
     def to_row(self) -> dict:
         row = asdict(self)
         row["metadata"] = json.dumps(self.metadata, ensure_ascii=False, default=str)
+        if self.rejected_prompts is None:
+            del row["rejected_prompts"]
         return row
 
 
@@ -183,6 +194,13 @@ def _preference_from_row(row: dict, file: str, idx: int) -> PreferenceRecord:
     if not isinstance(rejected, list):
         raise RecordError(file, idx, rname, f"expected a list of strings, got {type(rejected).__name__}")
     rejected = [_check_str(r, file, idx, f"{rname}[{i}]") for i, r in enumerate(rejected)]
+    rejected_prompts = row.get("rejected_prompts")
+    if rejected_prompts is not None:
+        if not isinstance(rejected_prompts, list) or len(rejected_prompts) != len(rejected):
+            raise RecordError(file, idx, "rejected_prompts",
+                              f"expected a list of {len(rejected)} prompts (one per rejected judgement, or null)")
+        rejected_prompts = [None if m is None else _check_messages(m, file, idx, f"rejected_prompts[{i}]")
+                            for i, m in enumerate(rejected_prompts)]
     responses = row.get("responses") or []
     question = row.get("question", row.get("query"))
     reference = row.get("reference", row.get("answer"))
@@ -194,7 +212,7 @@ def _preference_from_row(row: dict, file: str, idx: int) -> PreferenceRecord:
         context=row["context"] if isinstance(row.get("context"), str) else None,
         responses=[r for r in responses if isinstance(r, str)],
         reference=reference if isinstance(reference, str) and reference else None,
-        metadata=_metadata(row),
+        metadata=_metadata(row), rejected_prompts=rejected_prompts,
     )
 
 

@@ -2,7 +2,9 @@
 
 REFERENCE §1.5 (losses and defaults), §1.7 (training setup), §1.9 (reads the official ``chat_template`` +
 ``chosen`` + ``rejects`` rows directly).  Each example is one shared-context row ``[context | chosen |
-reject_1 … reject_V]`` (compute core: shared context + SP); LOGO uses per-token averaged judgement log-probs,
+reject_1 … reject_V]`` (compute core: shared context + SP); a row with ``rejected_prompts`` (cross-response
+rejects, ``longrm synthesize``'s ``output.contrast_path``) shares its prompts' common prefix and each branch continues
+with its own prompt suffix; LOGO uses per-token averaged judgement log-probs,
 DPO summed ones against a frozen reference whose log-probs are computed once at step 0 and cached on disk.
 Wiring only: losses in :mod:`longrm.losses`, the loop in :mod:`longrm.engine`.
 """

@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 
+from longrm.data.layout import IGNORE
 from longrm.records import (PreferenceRecord, RecordError, SFTRecord, length_bucket, load_preference_records,
                             load_sft_records, write_records)
 
@@ -109,3 +110,41 @@ def test_preference_rows_serve_as_sft_with_chosen_target(official_fixtures):
     recs = load_sft_records(official_fixtures / "SimPO_Data_Sampled20", split="eval")
     prefs = load_preference_records(official_fixtures / "SimPO_Data_Sampled20", split="eval")
     assert [r.target for r in recs] == [p.chosen for p in prefs]
+
+
+def test_rejected_prompts_roundtrip_checked_and_tokenized_as_branch_suffixes(tmp_path, tiny_model_dir):
+    """Cross-response rejects: ``rejected_prompts[i]`` is the prompt reject i is judged under. Tokenized, the
+    prompts share their common prefix and each branch continues with its own rest, so every branch sees exactly
+    its own full prompt."""
+    from longrm.config import DataConfig, ModelConfig
+    from longrm.data.prepare import tokenize_preference
+    from longrm.data.tokenize import encode_completion, encode_prompt
+    from longrm.models import load_tokenizer
+
+    def msgs(resp):
+        return [{"role": "user", "content": f"long shared context ... <response>{resp}</response>"}]
+
+    rec = PreferenceRecord(prompt=msgs("right"), chosen="[Score: 9]", rejected=["[Score: 9]", "[Score: 2]"],
+                           id="c0", rejected_prompts=[msgs("wrong"), None])
+    write_records([rec, _pref(1)], tmp_path / "c.jsonl")
+    back = load_preference_records(tmp_path / "c.jsonl")
+    assert back[0] == rec and back[1].rejected_prompts is None
+    assert back[0].prompt_of(0) == msgs("wrong") and back[0].prompt_of(1) == msgs("right")
+    assert "rejected_prompts" not in _pref(1).to_row()
+
+    tok = load_tokenizer(ModelConfig(name_or_path=str(tiny_model_dir)))
+    ex = tokenize_preference([rec], tok, DataConfig(path="x", max_length=512), num_rejects=2)[0]
+    for k, (prompt, judgement) in enumerate([(rec.prompt, rec.chosen), (msgs("wrong"), "[Score: 9]"),
+                                             (rec.prompt, "[Score: 2]")], start=1):
+        seen = [i for i, b in zip(ex.input_ids, ex.branch_ids) if b in (0, k)]
+        assert seen == encode_prompt(tok, prompt) + encode_completion(tok, judgement)  # its own full prompt
+        targets = [t for t, b in zip(ex.target_ids, ex.branch_ids) if b == k and t != IGNORE]
+        assert targets == encode_completion(tok, judgement)
+
+    bad = {**GOOD, "rejected_prompts": [[{"role": "user"}]]}
+    _write_jsonl(tmp_path / "b.jsonl", [GOOD, bad])
+    with pytest.raises(RecordError, match=r"row 1: field 'rejected_prompts\[0\]\[0\]'"):
+        load_preference_records(tmp_path / "b.jsonl")
+    _write_jsonl(tmp_path / "b.jsonl", [{**GOOD, "rejected_prompts": []}])
+    with pytest.raises(RecordError, match="one per rejected judgement"):
+        load_preference_records(tmp_path / "b.jsonl")

@@ -18,6 +18,11 @@ result is exactly the naive form (each branch appended to its own copy of the pr
     doc[i] == doc[j]  and  j <= i  and  (branch[j] == 0  or  branch[j] == branch[i]).
 
 With an empty prompt every branch is an ordinary causal sequence whose first token carries no target.
+
+Branches may also carry their own prompt suffix (cross-response rejects: one judgement scored under prompts that
+differ only in the response, REFERENCE §1.5): branch k is ``p_{P-1} s_k j_k`` where ``s_k`` continues the shared
+prompt and carries no target; the last token of ``s_k`` (or ``p_{P-1}`` when ``s_k`` is empty) predicts ``j_k[0]``.
+The result is again exactly the naive form ``p + s_k + j_k`` per branch.
 SFT is the same layout with one branch; a plain causal-LM sample is ``shared_context_example([], [ids])``.
 """
 
@@ -48,25 +53,32 @@ class Example:
         return len(self.input_ids)
 
 
-def shared_context_example(prompt_ids: list[int], branches: list[list[int]]) -> Example:
-    """Lay out ``[prompt | j_1 | ... | j_N]`` (see the module docstring).
+def shared_context_example(prompt_ids: list[int], branches: list[list[int]],
+                           prefixes: list[list[int]] | None = None) -> Example:
+    """Lay out ``[prompt | s_1 j_1 | ... | s_N j_N]`` (see the module docstring).
 
-    ``branches[0]`` is the chosen judgement (or the SFT target), ``branches[1:]`` the rejected ones. Targets:
-    every branch token is a target (predicted from the previous position of its own branch, the first one
-    from the repeated last prompt token); prompt tokens never are.
+    ``branches[0]`` is the chosen judgement (or the SFT target), ``branches[1:]`` the rejected ones;
+    ``prefixes[k]`` (default empty) is branch k's own continuation of the prompt. Targets: every judgement token
+    is a target (predicted from the previous position of its own branch, the first one from the last prompt or
+    prefix token); prompt and prefix tokens never are.
     """
     if not branches or any(len(b) == 0 for b in branches):
         raise ValueError("need at least one branch and no empty branch")
+    if prefixes is not None and len(prefixes) != len(branches):
+        raise ValueError(f"{len(prefixes)} prefixes for {len(branches)} branches")
     prompt = list(prompt_ids)
+    if prefixes is not None and not prompt and any(prefixes):
+        raise ValueError("branch prefixes need a non-empty shared prompt")
     head = prompt[:-1]
     ids, pos, br, tgt, last = list(head), list(range(len(head))), [0] * len(head), [IGNORE] * len(head), []
     for k, branch in enumerate(branches, start=1):
-        seq = ([prompt[-1]] if prompt else []) + list(branch)
+        pre = list(prefixes[k - 1]) if prefixes is not None else []
+        seq = ([prompt[-1]] if prompt else []) + pre + list(branch)
         start = len(head)
         ids += seq
         pos += list(range(start, start + len(seq)))
         br += [k] * len(seq)
-        tgt += seq[1:] + [IGNORE]
+        tgt += [IGNORE] * len(pre) + list(branch) + [IGNORE] if prompt else seq[1:] + [IGNORE]
         last.append(len(ids) - 1)
     return Example(ids, pos, br, tgt, last)
 

@@ -4,6 +4,8 @@
   the prompt goes through the chat template; the chosen judgement and the first ``num_rejects`` rejected
   ones become branches of one shared-context example (``[context | j_0 … j_V]``, see
   :mod:`longrm.data.layout`), each a completion ending in EOS.
+  A record with ``rejected_prompts`` (cross-response rejects: the judgement under another response's prompt)
+  shares only the prompts' common token prefix; each branch continues it with its own prompt suffix.
 - SFT records (ours or the official ``chat_template`` + ``golden``): the same layout with one branch, so the
   loss falls on the judgement tokens only (REFERENCE §1.4).
 
@@ -19,7 +21,7 @@ from ..config import DataConfig
 from .layout import Example, LayoutBatch, pack, shared_context_example
 from .tokenize import Truncator, encode_completion, encode_prompt
 
-__all__ = ["TokenizedSet", "load_records", "tokenize_preference", "tokenize_sft", "Collator"]
+__all__ = ["TokenizedSet", "load_records", "tokenize_preference", "tokenize_sft", "split_shared_prefix", "Collator"]
 
 
 @dataclass
@@ -62,13 +64,33 @@ def tokenize_preference(records, tokenizer, data: DataConfig, num_rejects: int) 
             skipped["no_rejects"] += 1
             continue
         branches = [encode_completion(tokenizer, rec.chosen)] + [encode_completion(tokenizer, r) for r in rejects]
-        prompt = trunc.fit(encode_prompt(tokenizer, rec.prompt), sum(len(b) + 1 for b in branches), where=rec.id)
+        full = encode_prompt(tokenizer, rec.prompt)
+        prefixes = None
+        if rec.rejected_prompts is not None and any(m is not None for m in rec.rejected_prompts[:len(rejects)]):
+            own = [full] + [encode_prompt(tokenizer, rec.prompt_of(i)) for i in range(len(rejects))]
+            try:
+                full, prefixes = split_shared_prefix(own)
+            except ValueError as e:
+                raise ValueError(f"record {rec.id}: rejected_prompts: {e}") from None
+        reserve = sum(len(b) + 1 for b in branches) + sum(len(x) for x in prefixes or [])
+        prompt = trunc.fit(full, reserve, where=rec.id)
         if prompt is None:
             continue
-        out.append(shared_context_example(prompt, branches))
+        out.append(shared_context_example(prompt, branches, prefixes))
         ids.append(rec.id)
     skipped.update(trunc.counts)
     return TokenizedSet(out, ids, skipped)
+
+
+def split_shared_prefix(prompts: list[list[int]]) -> tuple[list[int], list[list[int]]]:
+    """``(shared, suffixes)``: the longest common prefix of the token lists and what each one adds to it."""
+    n = min(len(p) for p in prompts)
+    k = 0
+    while k < n and all(p[k] == prompts[0][k] for p in prompts):
+        k += 1
+    if k == 0:
+        raise ValueError("the branch prompts share no leading token")
+    return list(prompts[0][:k]), [list(p[k:]) for p in prompts]
 
 
 def tokenize_sft(records, tokenizer, data: DataConfig) -> TokenizedSet:

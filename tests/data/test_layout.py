@@ -50,3 +50,26 @@ def test_padded_is_noop_at_length_and_pads_masked():
     assert batch.padded(batch.length) is batch
     p = batch.padded(5)
     assert p.doc_ids[0, -2:].tolist() == [-1, -1] and p.target_branch[0, -2:].tolist() == [-1, -1]
+
+
+def test_branch_prefixes_continue_the_prompt_without_targets():
+    """Cross-response rejects: branch k = last prompt token + its own prompt suffix (no targets) + judgement."""
+    ex = shared_context_example([10, 11], [[20, 21], [30]], prefixes=[[50], [60, 61]])
+    assert ex.input_ids == [10, 11, 50, 20, 21, 11, 60, 61, 30]
+    assert ex.position_ids == [0, 1, 2, 3, 4, 1, 2, 3, 4]
+    assert ex.branch_ids == [0, 1, 1, 1, 1, 2, 2, 2, 2]
+    # 11 -> 50 and 11 -> 60 -> 61 are prompt continuations; 50 predicts 20, 61 predicts 30
+    assert ex.target_ids == [IGNORE, IGNORE, 20, 21, IGNORE, IGNORE, IGNORE, 30, IGNORE]
+    assert ex.last_index == [4, 8]
+    # empty prefixes are the plain layout
+    plain = shared_context_example([10, 11], [[20, 21], [30]])
+    assert shared_context_example([10, 11], [[20, 21], [30]], prefixes=[[], []]) == plain
+
+
+def test_branch_prefixes_checked():
+    import pytest
+
+    with pytest.raises(ValueError, match="2 prefixes for 1 branches"):
+        shared_context_example([1], [[2]], prefixes=[[3], [4]])
+    with pytest.raises(ValueError, match="non-empty shared prompt"):
+        shared_context_example([], [[2]], prefixes=[[3]])

@@ -104,6 +104,38 @@ def test_rm_view_prefers_the_best_voted_response(tmp_path):
         assert len(r.prompt) == 1 and user.endswith(r.question) and not re.search(r"<[A-Z]{2,4}>", user)
 
 
+def test_contrast_view_scores_each_judgement_under_other_responses(tmp_path):
+    """output.contrast_path: each voted judgement is chosen under its own response and rejected under every response
+    voted differently, in one shared context (only the <response> block differs); the rows tokenize for LOGO."""
+    from longrm.config import DataConfig, ModelConfig
+    from longrm.data.prepare import tokenize_preference
+    from longrm.models import load_tokenizer
+
+    cfg = _cfg(tmp_path, output={"dir": str(tmp_path / "syn"), "path": str(tmp_path / "syn" / "data.jsonl"),
+                                 "contrast_path": str(tmp_path / "syn" / "contrast.jsonl")})
+    report = run_synthesis(cfg)["report"]
+    assert report["contrast_output"] == cfg.output.contrast_path and "rm_output" not in report
+    voted = {(r.metadata["source_id"], r.responses[0]): (r.metadata["chosen_score"], r.chosen)
+             for r in load_preference_records(cfg.output.path)}
+    rows = load_preference_records(cfg.output.contrast_path).records
+    assert rows and len(rows) <= len(voted)
+    for r in rows:
+        sid, own = r.metadata["source_id"], r.responses[0]
+        score, judgement = voted[(sid, own)]
+        assert r.chosen == judgement and r.rejected == [judgement] * len(r.rejected)
+        others = r.responses[1:]
+        assert [voted[(sid, x)][0] for x in others] == r.metadata["scores"][1:] and score not in r.metadata["scores"][1:]
+        gaps = [abs(s - score) for s in r.metadata["scores"][1:]]
+        assert gaps == sorted(gaps, reverse=True)
+        head = r.prompt[-1]["content"].rsplit("<response>", 1)[0]
+        assert r.prompt[-1]["content"] == head + f"<response>\n{own}\n</response>\n"
+        for x, p in zip(others, r.rejected_prompts):
+            assert p[:-1] == r.prompt[:-1] and p[-1]["content"] == head + f"<response>\n{x}\n</response>\n"
+    tok = load_tokenizer(ModelConfig(name_or_path="tiny:qwen2"))
+    ts = tokenize_preference(rows, tok, DataConfig(path="x", max_length=8192), num_rejects=3)
+    assert len(ts) == len(rows) and all(ex.num_branches == 1 + min(3, len(r.rejected)) for ex, r in zip(ts, rows))
+
+
 @pytest.mark.parametrize("quote", ["evidence", "claim", "none"])
 def test_oracle_judgements_quote_then_score(tmp_path, quote):
     judges = [{"name": f"oracle-{i}", "backend": "oracle", "oracle": {"seed": i, "quote": quote}} for i in (1, 2, 3)]

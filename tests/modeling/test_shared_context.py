@@ -69,3 +69,32 @@ def test_shared_context_rewards_and_grads_equal_naive(arch):
     (r * w).sum().backward()
     err, name = max_rel(grads(model), ref_grads)
     assert err < 1e-5, (err, name)
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_branch_prompt_suffixes_equal_naive(arch):
+    """Cross-response rejects (each branch continues the shared prompt with its own suffix, e.g. another response):
+    log-probs and gradients equal each judgement scored on its own full prompt."""
+    model = tiny_model(arch)
+    model.train()
+    g = torch.Generator().manual_seed(5)
+    shared = rand_ids(g, 19)
+    suffixes = [rand_ids(g, n) for n in (4, 0, 6)]
+    judgements = [rand_ids(g, n) for n in (5, 5, 3)]
+    torch.manual_seed(6)
+    w = torch.randn(3)
+    ref = torch.stack([naive_branch_logprobs(model, shared + s, [j])[0] for s, j in zip(suffixes, judgements)])
+    (ref * w).sum().backward()
+    ref_grads = grads(model)
+    model.zero_grad(set_to_none=True)
+
+    par = ParallelContext.single()
+    prepare_model(model, par, "torch")
+    ex = shared_context_example(shared, judgements, prefixes=suffixes)
+    batch = pack([ex, shared_context_example(rand_ids(g, 7), [rand_ids(g, 3)])], pad_to_multiple_of=16)
+    logp, counts = branch_logprobs(model, batch, par, chunk_size=4)
+    assert counts.tolist()[:3] == [5, 5, 3]
+    torch.testing.assert_close(logp[:3], ref.detach(), rtol=1e-5, atol=1e-5 * ref.abs().max().item())
+    (logp[:3] * w).sum().backward()
+    err, name = max_rel(grads(model), ref_grads)
+    assert err < 1e-5, (err, name)
