@@ -18,12 +18,12 @@ result is exactly the naive form (each branch appended to its own copy of the pr
     doc[i] == doc[j]  and  j <= i  and  (branch[j] == 0  or  branch[j] == branch[i]).
 
 With an empty prompt every branch is an ordinary causal sequence whose first token carries no target.
+SFT is the same layout with one branch; a plain causal-LM sample is ``shared_context_example([], [ids])``.
 
 Branches may also carry their own prompt suffix (cross-response rejects: one judgement scored under prompts that
 differ only in the response, REFERENCE §1.5): branch k is ``p_{P-1} s_k j_k`` where ``s_k`` continues the shared
 prompt and carries no target; the last token of ``s_k`` (or ``p_{P-1}`` when ``s_k`` is empty) predicts ``j_k[0]``.
 The result is again exactly the naive form ``p + s_k + j_k`` per branch.
-SFT is the same layout with one branch; a plain causal-LM sample is ``shared_context_example([], [ids])``.
 """
 
 from __future__ import annotations
