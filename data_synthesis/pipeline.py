@@ -144,7 +144,8 @@ def write_rm_view(cfg, work: Path, kept: list[int]) -> Path | None:
     """Response-preference rows for a DisRM (``output.rm_path``), from the merged judge rows."""
     from .rm_view import response_preferences
 
-    return _write_view(cfg, work, kept, cfg.output.rm_path, response_preferences, "output.rm_path",
+    return _write_view(cfg, work, kept, cfg.output.rm_path, response_preferences,
+                       "no example has a unique best response among its voted pointwise scores; output.rm_path",
                        "response preferences for a DisRM")
 
 
@@ -152,7 +153,8 @@ def write_contrast_view(cfg, work: Path, kept: list[int]) -> Path | None:
     """Cross-response judgement preferences for LOGO (``output.contrast_path``), from the merged judge rows."""
     from .rm_view import judgement_contrasts
 
-    return _write_view(cfg, work, kept, cfg.output.contrast_path, judgement_contrasts, "output.contrast_path",
+    return _write_view(cfg, work, kept, cfg.output.contrast_path, judgement_contrasts,
+                       "no example has two pointwise responses voted apart; output.contrast_path",
                        "cross-response judgement preferences for LOGO")
 
 
@@ -163,8 +165,7 @@ def _write_view(cfg, work: Path, kept: list[int], out: str | None, view, key: st
             for row, _ in _merged_rows(work, kept, cfg.run.num_shards))
     rows = [r.to_row() for r in view(recs)]
     if not rows:
-        raise RuntimeError(f"{work}: no example has two pointwise responses voted apart; {key} needs pointwise "
-                           "tasks (tasks.pairwise_fraction < 1)")
+        raise RuntimeError(f"{work}: {key} needs pointwise tasks (tasks.pairwise_fraction < 1)")
     path = Path(out)
     _write_merged(lambda: ((r, 0) for r in rows), path)
     _say(f"{what}: {len(rows)} rows in {path}")

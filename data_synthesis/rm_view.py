@@ -59,37 +59,43 @@ def response_preferences(records: Iterable[PreferenceRecord]) -> Iterable[Prefer
                                metadata=meta)
 
 
-def _with_response(prompt: list[dict], response: str) -> list[dict]:
-    """``prompt`` (a pointwise judge prompt) with its ``<response>`` block holding ``response`` instead."""
-    user = prompt[-1]["content"]
-    cut = user.rfind("<response>\n")
-    if cut < 0:
-        raise ValueError("a pointwise judge prompt without a <response> block")
-    return [*prompt[:-1], {**prompt[-1], "content": user[:cut] + f"<response>\n{response}\n</response>\n"}]
+def _block(response: str) -> str:
+    return f"<response>\n{response}\n</response>\n"
+
+
+def _with_response(prompt: list[dict], shown: str, response: str) -> list[dict]:
+    """``prompt`` (a pointwise judge prompt ending with ``shown``'s ``<response>`` block) with ``response`` instead."""
+    user, old = prompt[-1]["content"], _block(shown)
+    if not user.endswith(old):
+        raise ValueError("a pointwise judge prompt that does not end with its response's <response> block")
+    return [*prompt[:-1], {**prompt[-1], "content": user[:-len(old)] + _block(response)}]
 
 
 def judgement_contrasts(records: Iterable[PreferenceRecord]) -> Iterable[PreferenceRecord]:
     """Cross-response judgement preferences: per source example and per voted response ``a``, one record whose
-    ``chosen`` is ``a``'s voted judgement under ``a``'s judge prompt, and whose rejects are that same judgement under
-    the prompt of every response voted differently (largest score gap first; ``rejected_prompts``).  All prompts
-    share the first pointwise row's context, so only the ``<response>`` block differs (records of one example
-    must be consecutive, as the synthesis parts write them)."""
+    ``chosen`` is ``a``'s voted judgement with ``a`` in the judge prompt, and whose rejects are that same judgement with
+    each response voted differently in its place (largest score gap first; ``rejected_prompts``; a response with
+    ``a``'s very text is no contrast and is left out).  Every prompt is the example's first pointwise row's prompt
+    (its expanded context, tag and length; the metadata describes it) with only the ``<response>`` block changed, so
+    ``a``'s judgement is placed under that context rather than the one it was voted on (records of one example must
+    be consecutive, as the synthesis parts write them)."""
     for source_id, group in groupby(records, key=lambda r: r.metadata.get("source_id")):
         point = [r for r in group if r.metadata.get("task") == "pointwise" and r.responses]
         if source_id is None or len(point) < 2:
             continue
-        base = point[0].prompt
+        base, shown = point[0].prompt, point[0].responses[0]
         for a in point:
             sa = int(a.metadata["chosen_score"])
-            others = sorted((b for b in point if int(b.metadata["chosen_score"]) != sa),
+            others = sorted((b for b in point if int(b.metadata["chosen_score"]) != sa
+                             and b.responses[0] != a.responses[0]),
                             key=lambda b: -abs(int(b.metadata["chosen_score"]) - sa))
             if not others:
                 continue
-            meta = {k: a.metadata.get(k) for k in ("length_bucket", "hop", "prompt_tokens")}
+            meta = {k: point[0].metadata.get(k) for k in ("length_bucket", "hop", "prompt_tokens")}
             meta.update(source_id=source_id, task="judgement_contrast",
                         scores=[sa] + [int(b.metadata["chosen_score"]) for b in others])
-            yield PreferenceRecord(prompt=_with_response(base, a.responses[0]), chosen=a.chosen,
+            yield PreferenceRecord(prompt=_with_response(base, shown, a.responses[0]), chosen=a.chosen,
                                    rejected=[a.chosen] * len(others), id=f"{a.id}:contrast",
                                    question=a.question, responses=[a.responses[0]] + [b.responses[0] for b in others],
                                    reference=a.reference, metadata=meta,
-                                   rejected_prompts=[_with_response(base, b.responses[0]) for b in others])
+                                   rejected_prompts=[_with_response(base, shown, b.responses[0]) for b in others])

@@ -65,6 +65,11 @@ class PreferenceRecord:
     # Each branch's prompt must start with the tokens it shares with the others (the long context).
     rejected_prompts: list[list[dict] | None] | None = None
 
+    def __post_init__(self):
+        if self.rejected_prompts is not None and len(self.rejected_prompts) != len(self.rejected):
+            raise ValueError(f"{self.id or 'record'}: {len(self.rejected_prompts)} rejected_prompts for "
+                             f"{len(self.rejected)} rejected judgements")
+
     def prompt_of(self, i: int) -> list[dict]:
         """The prompt reject ``i`` is scored under."""
         if self.rejected_prompts is None or self.rejected_prompts[i] is None:
@@ -133,7 +138,17 @@ def load_rows(path: str | os.PathLike, split: str | None = None):
     kind = {".jsonl": "json", ".json": "json", ".jsonl.gz": "json", ".parquet": "parquet"}.get(suffix)
     if kind is None:
         raise RecordError(str(p), -1, "path", f"unknown file type '{p.suffix}' (jsonl, json, parquet or a folder)")
-    return datasets.load_dataset(kind, data_files=str(p), split="train")
+    try:
+        return datasets.load_dataset(kind, data_files=str(p), split="train")
+    except datasets.exceptions.DatasetGenerationError:
+        if suffix != ".jsonl":
+            raise
+    # Rows of different shapes (e.g. judge rows and cross-response rows with ``rejected_prompts`` in one file): Arrow
+    # fixes the columns per 10 MB chunk and fails; read the lines and give every row every key (missing = null).
+    with open(p) as f:
+        lines = [json.loads(line) for line in f if line.strip()]
+    keys = list(dict.fromkeys(k for row in lines for k in row))
+    return datasets.Dataset.from_list([{k: row.get(k) for k in keys} for row in lines])
 
 
 def _check_messages(value: Any, file: str, row: int, name: str) -> list[dict]:
@@ -197,8 +212,9 @@ def _preference_from_row(row: dict, file: str, idx: int) -> PreferenceRecord:
     rejected_prompts = row.get("rejected_prompts")
     if rejected_prompts is not None:
         if not isinstance(rejected_prompts, list) or len(rejected_prompts) != len(rejected):
-            raise RecordError(file, idx, "rejected_prompts",
-                              f"expected a list of {len(rejected)} prompts (one per rejected judgement, or null)")
+            got = f"a list of {len(rejected_prompts)}" if isinstance(rejected_prompts, list) else type(rejected_prompts).__name__
+            raise RecordError(file, idx, "rejected_prompts", f"expected a list of {len(rejected)} prompts (one per "
+                                                             f"rejected judgement, or null), got {got}")
         rejected_prompts = [None if m is None else _check_messages(m, file, idx, f"rejected_prompts[{i}]")
                             for i, m in enumerate(rejected_prompts)]
     responses = row.get("responses") or []
@@ -271,6 +287,8 @@ def write_records(records: Iterable[PreferenceRecord | SFTRecord], path: str | o
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = [r.to_row() for r in records]
+    if any("rejected_prompts" in r for r in rows):  # Arrow takes its columns from the first row: give every row the key
+        rows = [{**r, "rejected_prompts": r.get("rejected_prompts")} for r in rows]
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         if path.suffix == ".jsonl":

@@ -148,3 +148,74 @@ def test_rejected_prompts_roundtrip_checked_and_tokenized_as_branch_suffixes(tmp
     _write_jsonl(tmp_path / "b.jsonl", [{**GOOD, "rejected_prompts": []}])
     with pytest.raises(RecordError, match="one per rejected judgement"):
         load_preference_records(tmp_path / "b.jsonl")
+
+
+def _contrast_row(i):
+    return {"prompt": [{"role": "user", "content": f"ctx <response>a{i}</response>"}], "chosen": "good",
+            "rejected": ["good", "bad"], "id": f"c{i}",
+            "rejected_prompts": [[{"role": "user", "content": f"ctx <response>b{i}</response>"}], None]}
+
+
+@pytest.mark.parametrize("name", ["mixed.jsonl", "mixed.parquet", "mixed_dir"])
+def test_files_mixing_rows_with_and_without_rejected_prompts_keep_them(tmp_path, monkeypatch, name):
+    """Arrow takes its columns from the first row (parquet / save_to_disk) or per 10 MB chunk (jsonl); a file whose
+    first rows have no ``rejected_prompts`` must still keep the later rows' prompts."""
+    import datasets
+
+    real = datasets.load_dataset
+    monkeypatch.setattr(datasets, "load_dataset",
+                        lambda kind, **k: real(kind, **({**k, "chunksize": 256} if kind == "json" else k)))
+    recs = [_pref(0), _pref(1), PreferenceRecord(**{k: v for k, v in _contrast_row(2).items()})]
+    path = tmp_path / name
+    if name.endswith(".jsonl"):  # written by hand the way `cat judge.jsonl contrast.jsonl` would
+        _write_jsonl(path, [recs[0].to_row(), recs[1].to_row(), _contrast_row(2)])
+    else:
+        write_records(recs, path)
+    back = load_preference_records(path)
+    assert [r.rejected_prompts for r in back] == [None, None, recs[2].rejected_prompts]
+    assert back[2].prompt_of(0)[0]["content"].endswith("b2</response>") and back[2].prompt_of(1) == back[2].prompt
+
+
+def test_rejected_prompts_truncation_slicing_and_no_shared_prefix(tmp_path, tiny_model_dir):
+    """Over-long rows cut the shared part only (every branch keeps its own suffix, the row fits max_length); rejects
+    beyond num_rejects are dropped with their prompts; prompts sharing no token are one clear error, or counted
+    under on_bad_record=skip; rows whose suffixes alone fill max_length are counted."""
+    from longrm.config import DataConfig, ModelConfig
+    from longrm.data.prepare import tokenize_preference
+    from longrm.data.tokenize import encode_prompt
+    from longrm.models import load_tokenizer
+
+    tok = load_tokenizer(ModelConfig(name_or_path=str(tiny_model_dir)))
+    long_ctx = " ".join(f"word{i}" for i in range(400))
+
+    def msgs(resp):
+        return [{"role": "user", "content": f"{long_ctx} <response>{resp}</response>"}]
+
+    rec = PreferenceRecord(prompt=msgs("right"), chosen="[Score: 9]", rejected=["[Score: 9]", "[Score: 1]"],
+                           id="t", rejected_prompts=[msgs("quite wrong indeed"), msgs("unused")])
+    full = len(encode_prompt(tok, msgs("right")))
+    ts = tokenize_preference([rec], tok, DataConfig(path="d", max_length=full // 2), num_rejects=1)
+    ex = ts[0]
+    assert ex.num_branches == 2 and len(ex) <= full // 2 and ts.skipped["truncated_head_tail"] == 1
+    for k, resp in ((1, "right"), (2, "quite wrong indeed")):
+        own = tok.decode([i for i, b in zip(ex.input_ids, ex.branch_ids) if b == k])
+        assert own.startswith(f">{resp}</response>") and "unused" not in own
+
+    import longrm.data.prepare as prepare
+
+    odd = PreferenceRecord(prompt=[{"role": "user", "content": "x"}], chosen="y", rejected=["y"], id="odd",
+                           rejected_prompts=[[{"role": "user", "content": "z"}]])
+    real_encode = prepare.encode_prompt
+    prepare.encode_prompt = lambda tk, m: [5, 6] if m[0]["content"] == "x" else [7, 6]  # no leading token shared
+    try:
+        with pytest.raises(ValueError, match="d: record odd: field 'rejected_prompts': .*share no leading token"):
+            tokenize_preference([odd], tok, DataConfig(path="d", max_length=512), num_rejects=1)
+        skipped = tokenize_preference([odd], tok, DataConfig(path="d", max_length=512, on_bad_record="skip"), 1)
+        assert len(skipped) == 0 and skipped.skipped["no_shared_prompt"] == 1
+    finally:
+        prepare.encode_prompt = real_encode
+    tight = tokenize_preference([rec], tok, DataConfig(path="d", max_length=16), num_rejects=1)
+    assert len(tight) == 0 and tight.skipped["branches_too_long"] == 1
+
+    with pytest.raises(ValueError, match="1 rejected_prompts for 2 rejected"):
+        PreferenceRecord(prompt=msgs("a"), chosen="c", rejected=["r", "s"], rejected_prompts=[None])

@@ -5,7 +5,8 @@
   ones become branches of one shared-context example (``[context | j_0 … j_V]``, see
   :mod:`longrm.data.layout`), each a completion ending in EOS.
   A record with ``rejected_prompts`` (cross-response rejects: the judgement under another response's prompt)
-  shares only the prompts' common token prefix; each branch continues it with its own prompt suffix.
+  shares only the prompts' common token prefix; each branch continues it with its own prompt suffix. Over-long
+  rows cut the shared part only (head + tail), so each branch still ends with its own full suffix.
 - SFT records (ours or the official ``chat_template`` + ``golden``): the same layout with one branch, so the
   loss falls on the judgement tokens only (REFERENCE §1.4).
 
@@ -67,12 +68,19 @@ def tokenize_preference(records, tokenizer, data: DataConfig, num_rejects: int) 
         full = encode_prompt(tokenizer, rec.prompt)
         prefixes = None
         if rec.rejected_prompts is not None and any(m is not None for m in rec.rejected_prompts[:len(rejects)]):
-            own = [full] + [encode_prompt(tokenizer, rec.prompt_of(i)) for i in range(len(rejects))]
+            own = [full] + [full if m is None else encode_prompt(tokenizer, m)
+                            for m in rec.rejected_prompts[:len(rejects)]]
             try:
                 full, prefixes = split_shared_prefix(own)
             except ValueError as e:
-                raise ValueError(f"record {rec.id}: rejected_prompts: {e}") from None
+                if data.on_bad_record == "skip":
+                    skipped["no_shared_prompt"] += 1
+                    continue
+                raise ValueError(f"{data.path}: record {rec.id}: field 'rejected_prompts': {e}") from None
         reserve = sum(len(b) + 1 for b in branches) + sum(len(x) for x in prefixes or [])
+        if prefixes is not None and reserve >= data.max_length and data.truncation != "error":
+            skipped["branches_too_long"] += 1  # the branches' own prompt suffixes alone fill max_length
+            continue
         prompt = trunc.fit(full, reserve, where=rec.id)
         if prompt is None:
             continue

@@ -153,6 +153,10 @@ def _from_preferences(path: Path, split: str | None, limit: int | None) -> list[
 
     out: list[EvalSample] = []
     for rec in load_preference_records(path, split=split, limit=limit).records:
+        if rec.rejected_prompts is not None:
+            raise SampleError(f"{path}: record {rec.id}: field 'rejected_prompts': a cross-response training row (one "
+                              "judgement under several prompts) is no eval sample; evaluate on judge rows or "
+                              "Long-RewardBench rows")
         meta = rec.metadata or {}
         bucket = meta.get("length_bucket") or meta.get("ctx_length")
         if not bucket and isinstance(meta.get("prompt_tokens") or meta.get("prompt_ctx_length"), int):

@@ -297,7 +297,8 @@ def _check_plain_head(config):
 def branch_logprobs(model, batch: LayoutBatch, par: ParallelContext, chunk_size: int = 1024):
     """Per-branch summed target log-probs and target counts of a causal LM, SP-gathered.
 
-    For branch n with target set T_n (its tokens; the first one predicted from the repeated last prompt token):
+    For branch n with target set T_n (its judgement tokens; the first one predicted from the repeated last prompt
+    token, or from the last token of the branch's own prompt suffix):
 
         logp[n] = Σ_{t ∈ T_n} log softmax(lm_head(h_t))[y_t],   count[n] = |T_n|.
 

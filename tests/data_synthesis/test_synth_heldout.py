@@ -115,8 +115,11 @@ def test_contrast_view_scores_each_judgement_under_other_responses(tmp_path):
                                  "contrast_path": str(tmp_path / "syn" / "contrast.jsonl")})
     report = run_synthesis(cfg)["report"]
     assert report["contrast_output"] == cfg.output.contrast_path and "rm_output" not in report
-    voted = {(r.metadata["source_id"], r.responses[0]): (r.metadata["chosen_score"], r.chosen)
-             for r in load_preference_records(cfg.output.path)}
+    judge_rows = load_preference_records(cfg.output.path).records
+    voted = {(r.metadata["source_id"], r.responses[0]): (r.metadata["chosen_score"], r.chosen) for r in judge_rows}
+    first = {}  # each example's first pointwise row: its prompt is the shared context of every contrast row
+    for r in judge_rows:
+        first.setdefault(r.metadata["source_id"], r)
     rows = load_preference_records(cfg.output.contrast_path).records
     assert rows and len(rows) <= len(voted)
     for r in rows:
@@ -125,12 +128,16 @@ def test_contrast_view_scores_each_judgement_under_other_responses(tmp_path):
         assert r.chosen == judgement and r.rejected == [judgement] * len(r.rejected)
         others = r.responses[1:]
         assert [voted[(sid, x)][0] for x in others] == r.metadata["scores"][1:] and score not in r.metadata["scores"][1:]
+        assert own not in others
         gaps = [abs(s - score) for s in r.metadata["scores"][1:]]
         assert gaps == sorted(gaps, reverse=True)
-        head = r.prompt[-1]["content"].rsplit("<response>", 1)[0]
-        assert r.prompt[-1]["content"] == head + f"<response>\n{own}\n</response>\n"
-        for x, p in zip(others, r.rejected_prompts):
-            assert p[:-1] == r.prompt[:-1] and p[-1]["content"] == head + f"<response>\n{x}\n</response>\n"
+        base = first[sid]
+        assert r.metadata["prompt_tokens"] == base.metadata["prompt_tokens"]
+        block = f"<response>\n{base.responses[0]}\n</response>\n"
+        head = base.prompt[-1]["content"][: -len(block)]
+        assert base.prompt[-1]["content"].endswith(block)
+        for x, p in zip([own] + others, [r.prompt] + r.rejected_prompts):
+            assert p[:-1] == base.prompt[:-1] and p[-1]["content"] == head + f"<response>\n{x}\n</response>\n"
     tok = load_tokenizer(ModelConfig(name_or_path="tiny:qwen2"))
     ts = tokenize_preference(rows, tok, DataConfig(path="x", max_length=8192), num_rejects=3)
     assert len(ts) == len(rows) and all(ex.num_branches == 1 + min(3, len(r.rejected)) for ex, r in zip(ts, rows))

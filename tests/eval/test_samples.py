@@ -71,3 +71,14 @@ def test_preference_records_become_pairwise_samples(tmp_path):
     assert [s.id for s in samples] == ["r1/0", "r1/1", "r2"]
     assert samples[1].candidates == ["good", "bad2"] and samples[0].ctx_length == "16k"
     assert all(s.tasktype == "PairWise" for s in samples)
+
+
+def test_cross_response_rows_are_refused_as_eval_samples(tmp_path):
+    """A contrast row's 'rejects' are the chosen judgement under other prompts: as pairwise samples they would compare
+    a text with itself, so loading one is an error naming the file, record and field."""
+    row = {"id": "c1", "prompt": [{"role": "user", "content": "ctx a"}], "chosen": "good", "rejected": ["good"],
+           "rejected_prompts": [[{"role": "user", "content": "ctx b"}]]}
+    p = tmp_path / "contrast.jsonl"
+    p.write_text(json.dumps(row) + "\n")
+    with pytest.raises(SampleError, match=r"contrast.jsonl: record c1: field 'rejected_prompts'"):
+        load_samples(p)
