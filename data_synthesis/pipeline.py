@@ -158,14 +158,13 @@ def write_contrast_view(cfg, work: Path, kept: list[int]) -> Path | None:
                        "cross-response judgement preferences for LOGO")
 
 
-def _write_view(cfg, work: Path, kept: list[int], out: str | None, view, key: str, what: str) -> Path | None:
+def _write_view(cfg, work: Path, kept: list[int], out: str | None, view, empty: str, what: str) -> Path | None:
     if not out:
         return None
-    recs = (PreferenceRecord(**{**row, "metadata": json.loads(row["metadata"])})
-            for row, _ in _merged_rows(work, kept, cfg.run.num_shards))
+    recs = (rec for rec, _ in _merged_records(work, kept, cfg.run.num_shards))
     rows = [r.to_row() for r in view(recs)]
     if not rows:
-        raise RuntimeError(f"{work}: {key} needs pointwise tasks (tasks.pairwise_fraction < 1)")
+        raise RuntimeError(f"{work}: {empty} needs pointwise tasks (tasks.pairwise_fraction < 1)")
     path = Path(out)
     _write_merged(lambda: ((r, 0) for r in rows), path)
     _say(f"{what}: {len(rows)} rows in {path}")
@@ -355,7 +354,13 @@ MERGE_BATCH_BYTES = 32 << 20
 
 
 def _merged_rows(work: Path, kept: list[int], num_shards: int):
-    """``(row, nbytes)`` of every kept record in part order: the rows ``write_records`` would write.
+    """``(row, nbytes)`` of every kept record in part order: the rows ``write_records`` would write."""
+    for rec, nbytes in _merged_records(work, kept, num_shards):
+        yield rec.to_row(), nbytes
+
+
+def _merged_records(work: Path, kept: list[int], num_shards: int):
+    """``(record, nbytes)`` of every kept record in part order.
 
     ``kept[p]`` is part ``p``'s record count from its stats file; a part file holding another count (changed after
     it was finished) stops the merge, naming the part and its shard."""
@@ -363,7 +368,7 @@ def _merged_rows(work: Path, kept: list[int], num_shards: int):
         paths, n = _paths(work, p), 0
         for rec, nbytes in _read_part_records(paths["records"]):
             n += 1
-            yield rec.to_row(), nbytes
+            yield rec, nbytes
         if n != want:
             raise RuntimeError(f"{paths['records']} holds {n} records but {paths['stats'].name} says {want}: the "
                                f"part changed after it was finished; delete {part_name(p)}.* and rerun shard "

@@ -20,6 +20,7 @@ import re
 from itertools import groupby
 from typing import Iterable
 
+from longrm.judging.prompts import response_block
 from longrm.records import PreferenceRecord
 
 from .heldout import benchmark_prompt
@@ -59,16 +60,12 @@ def response_preferences(records: Iterable[PreferenceRecord]) -> Iterable[Prefer
                                metadata=meta)
 
 
-def _block(response: str) -> str:
-    return f"<response>\n{response}\n</response>\n"
-
-
 def _with_response(prompt: list[dict], shown: str, response: str) -> list[dict]:
     """``prompt`` (a pointwise judge prompt ending with ``shown``'s ``<response>`` block) with ``response`` instead."""
-    user, old = prompt[-1]["content"], _block(shown)
+    user, old = prompt[-1]["content"], response_block(shown)
     if not user.endswith(old):
         raise ValueError("a pointwise judge prompt that does not end with its response's <response> block")
-    return [*prompt[:-1], {**prompt[-1], "content": user[:-len(old)] + _block(response)}]
+    return [*prompt[:-1], {**prompt[-1], "content": user[:-len(old)] + response_block(response)}]
 
 
 def judgement_contrasts(records: Iterable[PreferenceRecord]) -> Iterable[PreferenceRecord]:

@@ -78,7 +78,7 @@ def shared_context_example(prompt_ids: list[int], branches: list[list[int]],
         ids += seq
         pos += list(range(start, start + len(seq)))
         br += [k] * len(seq)
-        tgt += [IGNORE] * len(pre) + list(branch) + [IGNORE] if prompt else seq[1:] + [IGNORE]
+        tgt += [IGNORE] * len(pre) + seq[1 + len(pre):] + [IGNORE]  # prefix tokens continue the prompt: no target
         last.append(len(ids) - 1)
     return Example(ids, pos, br, tgt, last)
 

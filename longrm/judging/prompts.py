@@ -72,11 +72,16 @@ def tag_text(text: str, tag: str) -> str:
     return f"<{tag}>{text}</{tag}>"
 
 
+def response_block(response: str) -> str:
+    """The ``<response>`` block that ends a pointwise judgement's user message."""
+    return f"<response>\n{response}\n</response>\n"
+
+
 def pointwise_user(context: str, question: str, response: str) -> str:
     """User message of a pointwise judgement, in the official layout (§1.9)."""
     return (
         f"<context>\n{context}\n</context>\n\n<prompt>\n{question}\n</prompt>\n\n"
-        f"The following is the given response to evaluate.\n<response>\n{response}\n</response>\n"
+        f"The following is the given response to evaluate.\n{response_block(response)}"
     )
 
 
